@@ -1,0 +1,257 @@
+#pragma once
+/// @file bus.hpp
+/// @brief tidings::basic_bus, and its two instances tidings::bus (thread-safe) and
+/// tidings::single_threaded_bus.
+
+#include <tidings/concepts.hpp>
+#include <tidings/config.hpp>
+#include <tidings/detail/bus_core.hpp>
+#include <tidings/detail/callable_traits.hpp>
+#include <tidings/detail/channel.hpp>
+#include <tidings/options.hpp>
+#include <tidings/policy.hpp>
+#include <tidings/subscription.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace tidings {
+
+template <class Event, class Threading>
+class publisher;
+
+namespace detail {
+
+/// Checks an event type where the user names it; one readable message per reason.
+template <class Event>
+constexpr bool check_event() {
+    static_assert(!std::is_reference_v<Event>,
+                  "tidings: an event type cannot be a reference; use the plain type, "
+                  "e.g. subscribe<order_placed> (handlers receive `const order_placed&`)");
+    static_assert(!std::is_void_v<Event>, "tidings: an event type cannot be void");
+    static_assert(!std::is_same_v<Event, undeducible_event>,
+                  "tidings: cannot deduce the event type from this handler (a generic lambda, "
+                  "an overloaded function object, or a callable without exactly one "
+                  "parameter); name the event type: bus.subscribe<Event>(handler)");
+    static_assert(std::is_reference_v<Event> || std::is_void_v<Event> ||
+                      std::is_object_v<Event>,
+                  "tidings: an event type must be an object type (not a function type)");
+    static_assert(!std::is_array_v<Event>, "tidings: an event type cannot be an array; "
+                                           "wrap it in a struct or use std::array");
+    static_assert(std::is_same_v<Event, std::remove_cv_t<Event>>,
+                  "tidings: an event type cannot be const or volatile; use the plain type");
+    static_assert(!std::is_object_v<Event> || std::is_array_v<Event> ||
+                      std::is_copy_constructible_v<Event> || std::is_move_constructible_v<Event>,
+                  "tidings: an event type must be copy- or move-constructible "
+                  "(queued delivery stores a copy of the event)");
+    return event<Event>;
+}
+
+}  // namespace detail
+
+/// @brief The event bus: a registry of channels, one per event type, each with its
+/// subscribers. `publish(e)` calls every subscriber of `E` in the calling thread, in priority
+/// order (higher first), ties in subscription order, and returns when all have run.
+///
+/// @tparam Threading tidings::thread_safe (see tidings::bus) or tidings::single_thread
+/// (see tidings::single_threaded_bus).
+///
+/// Guarantees:
+/// - publish takes no lock and allocates nothing; with tidings::thread_safe it writes no memory
+///   shared with other publishing threads.
+/// - A handler may publish, subscribe and unsubscribe (itself or others); a subscription made
+///   during a dispatch does not receive the event being dispatched; one removed during a
+///   dispatch before its turn is not called.
+/// - A throwing handler does not stop the others; see tidings::error_policy.
+/// - Destroying the bus disconnects every subscription (their handles stay safe to use).
+///
+/// Thread safety: with tidings::thread_safe every member function may be called from any
+/// thread at once, and handlers of one event may run concurrently in several publishing
+/// threads. With tidings::single_thread, the bus and its handles belong to one thread.
+template <class Threading>
+class basic_bus {
+    static_assert(threading_policy<Threading>,
+                  "tidings: the threading policy must be tidings::thread_safe or "
+                  "tidings::single_thread");
+
+public:
+    using threading = Threading;
+
+    /// @brief An empty bus.
+    basic_bus() : core_(std::make_shared<core_type>()) {}
+
+    /// @brief Disconnects every subscription; with tidings::thread_safe, waits until no
+    /// handler of this bus is still running in another thread.
+    /// @warning Destroying a bus while it is publishing in another thread, or from inside one
+    /// of its own handlers, is undefined behaviour.
+    ~basic_bus() {
+        if (core_ != nullptr) core_->shutdown();
+    }
+
+    /// @brief Moves the bus: subscriptions and publishers stay attached to it.
+    basic_bus(basic_bus&&) noexcept = default;
+    basic_bus& operator=(basic_bus&& other) noexcept {
+        if (this != &other) {
+            if (core_ != nullptr) core_->shutdown();
+            core_ = std::move(other.core_);
+        }
+        return *this;
+    }
+    basic_bus(const basic_bus&) = delete;
+    basic_bus& operator=(const basic_bus&) = delete;
+
+    /// @brief Connects `handler` to the events of type `Event`.
+    /// @param handler any callable invocable with `const Event&` (lambda, function pointer,
+    ///   function object), or a member function pointer followed by the object to call it on.
+    /// @param options any of tidings::priority, tidings::filter, tidings::once, tidings::track.
+    /// @return the subscription; destroying it disconnects the handler.
+    /// Thread safety: see the class. Takes the bus's mutex; never waits for running handlers.
+    template <class Event, class Handler, class... Options>
+    [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {
+        if constexpr (std::is_member_function_pointer_v<std::remove_cvref_t<Handler>>) {
+            return subscribe_member<Event>(std::forward<Handler>(handler),
+                                           std::forward<Options>(options)...);
+        } else if constexpr (detail::check_event<Event>()) {
+            static_assert(std::is_invocable_v<std::decay_t<Handler>&, const Event&>,
+                          "tidings: this handler cannot be called with `const Event&` for the "
+                          "event type it subscribes to; give it a parameter that accepts "
+                          "`const Event&` (for example `const Event&` or `Event`)");
+            if constexpr (std::is_invocable_v<std::decay_t<Handler>&, const Event&>) {
+                return make_subscription<Event>(std::forward<Handler>(handler),
+                                                std::forward<Options>(options)...);
+            } else {
+                return {};
+            }
+        } else {
+            return {};
+        }
+    }
+
+    /// @brief Connects `handler`, deducing the event type from its parameter
+    /// (`bus.subscribe([](const order_placed& e) {...})`), or a member function with its
+    /// object (`bus.subscribe(&audit::on_placed, audit_object)`). A generic lambda cannot be
+    /// deduced from: name the type with subscribe<Event>.
+    template <class Handler, class... Options>
+    [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {
+        if constexpr (std::is_member_function_pointer_v<std::remove_cvref_t<Handler>>) {
+            using Event = detail::event_of_member<Handler>;
+            if constexpr (detail::check_event<Event>()) {
+                return subscribe_member<Event>(std::forward<Handler>(handler),
+                                               std::forward<Options>(options)...);
+            } else {
+                return {};
+            }
+        } else {
+            using Event = detail::event_of_callable<Handler>;
+            if constexpr (detail::check_event<Event>()) {
+                return subscribe<Event>(std::forward<Handler>(handler),
+                                        std::forward<Options>(options)...);
+            } else {
+                return {};
+            }
+        }
+    }
+
+    /// @brief Calls every subscriber of `Event` with `event`, in this thread, before returning.
+    /// @throws whatever the first throwing handler threw, after all handlers ran, when the
+    ///   error policy is error_policy::rethrow_first (the default).
+    /// Thread safety: see the class. Lock-free and allocation-free.
+    template <class Event>
+    void publish(const Event& event) {
+        static_assert(detail::check_event<Event>());
+        TIDINGS_ASSERT(core_ != nullptr, "publish on a moved-from bus");
+        if (auto* target = core_->template find_channel<Event>()) target->publish(event);
+    }
+
+    /// @brief How many handlers are connected to `Event` now.
+    /// Thread safety: any thread; the answer may be stale by the time it is used.
+    template <class Event>
+    [[nodiscard]] std::size_t subscriber_count() const noexcept {
+        static_assert(detail::check_event<Event>());
+        const auto* target = core_->template find_channel<Event>();
+        return target != nullptr ? target->size() : 0;
+    }
+
+    /// @brief Chooses what happens when a handler throws (default: error_policy::rethrow_first).
+    /// Thread safety: any thread; publishes already running may still use the old policy.
+    void set_error_policy(error_policy policy) noexcept { core_->set_error_policy(policy); }
+
+    /// @brief Sets the function that receives handler exceptions not rethrown to a publisher.
+    /// Without one, they are printed to stderr. It runs in the publishing thread and must not
+    /// throw (if it does, std::terminate is called).
+    /// Thread safety: any thread.
+    void set_error_handler(std::function<void(const handler_error&)> handler) {
+        core_->set_error_handler(std::move(handler));
+    }
+
+private:
+    template <class, class>
+    friend class publisher;
+
+    using core_type = detail::bus_core<Threading>;
+
+    template <class Event, class Member, class Object, class... Options>
+    subscription subscribe_member(Member member, Object& object, Options&&... options) {
+        static_assert(detail::check_event<Event>());
+        using member_object = typename detail::member_parameter<std::remove_cvref_t<Member>>::object;
+        static_assert(std::is_base_of_v<member_object, std::remove_cv_t<Object>>,
+                      "tidings: pass the object the member function belongs to, by reference: "
+                      "bus.subscribe(&T::on_event, t)");
+        static_assert(std::is_invocable_v<Member, Object&, const Event&>,
+                      "tidings: this member function cannot be called with `const Event&`");
+        return make_subscription<Event>(
+            [member, target = &object](const Event& event) { std::invoke(member, *target, event); },
+            std::forward<Options>(options)...);
+    }
+
+    template <class Event, class Handler, class... Options>
+    subscription make_subscription(Handler&& handler, Options&&... options) {
+        static_assert((detail::is_subscribe_option<std::remove_cvref_t<Options>> && ...),
+                      "tidings: unknown subscribe option; the options are tidings::priority, "
+                      "tidings::filter, tidings::once and tidings::track");
+        static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
+                      "tidings: tidings::priority given twice");
+        static_assert(detail::count_options<detail::is_filter, Options...> <= 1,
+                      "tidings: tidings::filter given twice; combine the checks in one");
+        static_assert(detail::count_options<detail::is_track, Options...> <= 1,
+                      "tidings: tidings::track given twice");
+
+        decltype(auto) filter = detail::find_option<detail::is_filter>(options...);
+        decltype(auto) tracked = detail::find_option<detail::is_track>(options...);
+        using filter_type = std::remove_cvref_t<decltype(filter)>;
+        using tracked_type = std::remove_cvref_t<decltype(tracked)>;
+        if constexpr (!std::is_same_v<filter_type, detail::no_option>) {
+            static_assert(predicate_for<decltype(filter_type::predicate), Event>,
+                          "tidings: a filter must be callable with `const Event&` and return "
+                          "something convertible to bool");
+        }
+        constexpr bool is_once = detail::count_options<detail::is_once_trait, Options...> != 0;
+
+        int rank = 0;
+        if constexpr (detail::count_options<detail::is_priority_trait, Options...> != 0) {
+            rank = detail::find_option<detail::is_priority_trait>(options...).value;
+        }
+
+        using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>, filter_type,
+                                            tracked_type, is_once>;
+        auto& target = core_->template channel_for<Event>();
+        auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
+        added->priority = rank;
+        core_->link(target, *added);  // on success the bus co-owns the node
+        return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+    }
+
+    std::shared_ptr<core_type> core_;
+};
+
+/// @brief The thread-safe bus: any member may be called from any thread; publish is lock-free.
+using bus = basic_bus<thread_safe>;
+
+/// @brief The same bus without atomics or locks, for state that one thread owns (a game loop,
+/// a GUI thread). Using it from two threads is undefined behaviour.
+using single_threaded_bus = basic_bus<single_thread>;
+
+}  // namespace tidings

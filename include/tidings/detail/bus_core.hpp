@@ -1,0 +1,276 @@
+#pragma once
+/// @file detail/bus_core.hpp
+/// @brief The shared state behind a bus: its channel table, writer mutex, reclamation domain
+/// and error handling. Subscriptions and publishers hold it by (weak or strong) shared_ptr, so
+/// a handle may outlive the bus object itself.
+///
+/// Thread safety (thread_safe policy): find_channel and the channels' publish are lock-free;
+/// everything that changes a snapshot takes `mutex_`, and never waits for readers while
+/// holding it (a handler may subscribe from inside a dispatch).
+
+#include <tidings/config.hpp>
+#include <tidings/detail/channel.hpp>
+#include <tidings/detail/type_index.hpp>
+#include <tidings/detail/type_name.hpp>
+#include <tidings/policy.hpp>
+#include <tidings/subscription.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <utility>
+
+namespace tidings::detail {
+
+/// The signature of a bus's error handler.
+using error_handler = std::function<void(const handler_error&)>;
+
+/// The handler used until the user sets one: one line on stderr, so nothing is silent.
+inline void default_error_handler(const handler_error& error) noexcept {
+    const char* what = "an exception not derived from std::exception";
+    try {
+        std::rethrow_exception(error.exception);
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+    }
+    std::fprintf(stderr, "tidings: a handler of %.*s (subscription %llu) threw: %s\n",
+                 static_cast<int>(error.event_type.size()), error.event_type.data(),
+                 static_cast<unsigned long long>(error.subscription_id), what);
+}
+
+template <class Threading>
+class bus_core final : public bus_core_base, public channel_host<Threading> {
+public:
+    using mutex_type = typename Threading::mutex_type;
+    using domain_type = typename Threading::domain_type;
+    template <class T>
+    using atomic_type = typename Threading::template atomic_type<T>;
+
+    bus_core() = default;
+    bus_core(const bus_core&) = delete;
+    bus_core& operator=(const bus_core&) = delete;
+
+    ~bus_core() override {
+        shutdown();
+        for (auto& chunk_slot : chunks_) {
+            channel_chunk* chunk = chunk_slot.load(std::memory_order_relaxed);
+            if (chunk == nullptr) continue;
+            for (auto& slot : chunk->slots) delete slot.load(std::memory_order_relaxed);
+            delete chunk;
+        }
+    }
+
+    /// The channel of `Event`, or null if nothing ever subscribed to or bound a publisher to it.
+    /// Lock-free.
+    template <class Event>
+    [[nodiscard]] channel<Event, Threading>* find_channel() const noexcept {
+        const std::uint32_t index = type_index<Event>();
+        if (index >= max_channels) [[unlikely]] return nullptr;
+        // acquire: pairs with the release stores in channel_for, so the chunk and the channel
+        // are fully constructed when we see their pointers.
+        const channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_acquire);
+        if (chunk == nullptr) return nullptr;
+        return static_cast<channel<Event, Threading>*>(
+            chunk->slots[index % chunk_size].load(std::memory_order_acquire));
+    }
+
+    /// The channel of `Event`, created on first use.
+    template <class Event>
+    [[nodiscard]] channel<Event, Threading>& channel_for() {
+        if (auto* found = find_channel<Event>()) return *found;
+        const std::uint32_t index = type_index<Event>();
+        TIDINGS_ASSERT(index < max_channels, "more event types than a bus can hold");
+        std::lock_guard lock{mutex_};
+        channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_relaxed);
+        if (chunk == nullptr) {
+            chunk = new channel_chunk{};
+            chunks_[index / chunk_size].store(chunk, std::memory_order_release);  // see find
+        }
+        auto& slot = chunk->slots[index % chunk_size];
+        if (channel_base<Threading>* existing = slot.load(std::memory_order_relaxed)) {
+            return *static_cast<channel<Event, Threading>*>(existing);
+        }
+        auto* created = new channel<Event, Threading>(*this, domain_);
+        slot.store(created, std::memory_order_release);  // see find_channel
+        return *created;
+    }
+
+    /// Links a new node into its channel.
+    template <class Event>
+    void link(channel<Event, Threading>& target, node<Event, Threading>& added) {
+        {
+            std::lock_guard lock{mutex_};
+            added.id = ++last_id_;
+            if (shut_down_) {
+                added.removed.store(true, std::memory_order_relaxed);
+                domain_.retire(&added);
+                return;
+            }
+            if (retired* old = target.link_locked(added)) domain_.retire(old);
+        }
+        reclaim_some();
+    }
+
+    void unsubscribe(node_base& removed) noexcept override {
+        std::uint64_t tag = 0;
+        {
+            std::lock_guard lock{mutex_};
+            tag = unlink_locked(removed);
+        }
+        finish_removal(tag);
+    }
+
+    [[nodiscard]] bool connected(const node_base& node) const noexcept override {
+        if (node.channel == nullptr) return false;
+        return !static_cast<const channel_base<Threading>*>(node.channel)->is_removed(node);
+    }
+
+    void remove_in_dispatch(node_base& removed) noexcept override {
+        {
+            std::lock_guard lock{mutex_};
+            unlink_locked(removed);
+        }
+        reclaim_some();
+    }
+
+    void report_error(std::exception_ptr error, std::string_view event_type,
+                      std::uint64_t subscription_id,
+                      std::exception_ptr& first_error) noexcept override {
+        // relaxed: the policy is a setting, not a synchronization point.
+        if (policy_.load(std::memory_order_relaxed) == error_policy::rethrow_first &&
+            !first_error) {
+            first_error = std::move(error);
+            return;
+        }
+        std::shared_ptr<const error_handler> handler;
+        {
+            std::lock_guard lock{mutex_};
+            handler = error_handler_;
+        }
+        const handler_error info{std::move(error), event_type, subscription_id};
+        // An error handler that throws terminates (this function is noexcept): there is no
+        // one left to report its failure to.
+        if (handler != nullptr && *handler) {
+            (*handler)(info);
+        } else {
+            default_error_handler(info);
+        }
+    }
+
+    void set_error_policy(error_policy policy) noexcept {
+        policy_.store(policy, std::memory_order_relaxed);  // relaxed: see report_error
+    }
+
+    void set_error_handler(error_handler handler) {
+        auto shared = std::make_shared<const error_handler>(std::move(handler));
+        std::lock_guard lock{mutex_};
+        error_handler_ = std::move(shared);
+    }
+
+    /// Detaches every subscription (they report connected() == false from now on) and waits
+    /// until no dispatch can still call them, unless called inside a dispatch.
+    void shutdown() noexcept {
+        std::uint64_t tag = 0;
+        {
+            std::lock_guard lock{mutex_};
+            if (shut_down_) return;
+            shut_down_ = true;
+            for (auto& chunk_slot : chunks_) {
+                channel_chunk* chunk = chunk_slot.load(std::memory_order_relaxed);
+                if (chunk == nullptr) continue;
+                for (auto& slot : chunk->slots) {
+                    channel_base<Threading>* target = slot.load(std::memory_order_relaxed);
+                    if (target == nullptr) continue;
+                    retired* nodes = nullptr;
+                    if (retired* old = target->unlink_all_locked(nodes)) tag = domain_.retire(old);
+                    while (nodes != nullptr) {
+                        retired* next = nodes->next_retired;
+                        tag = domain_.retire(nodes);
+                        nodes = next;
+                    }
+                }
+            }
+        }
+        finish_removal(tag);
+    }
+
+private:
+    static constexpr std::uint32_t chunk_size = 64;
+    static constexpr std::uint32_t chunk_count = 256;
+    static constexpr std::uint32_t max_channels = chunk_size * chunk_count;
+    /// Past this many retired objects, a writer tries a non-blocking reclamation.
+    static constexpr std::size_t reclaim_threshold = 32;
+
+    struct channel_chunk {
+        atomic_type<channel_base<Threading>*> slots[chunk_size]{};
+    };
+
+    /// Unlinks `removed` and retires it with the snapshot it left; returns the last tag.
+    std::uint64_t unlink_locked(node_base& removed) noexcept {
+        auto* target = static_cast<channel_base<Threading>*>(removed.channel);
+        if (target == nullptr) return 0;
+        retired* old = target->unlink_locked(removed);
+        if (old == nullptr) return 0;  // unlinked before (once, tracking, shutdown)
+        domain_.retire(old);
+        return domain_.retire(&removed);
+    }
+
+    /// After an unsubscribe: outside a dispatch, wait until no reader can be running the
+    /// removed handlers and reclaim; inside one, leave that to a later writer.
+    void finish_removal(std::uint64_t tag) noexcept {
+        if (domain_.in_dispatch()) {
+            reclaim_some();
+            return;
+        }
+        // Even when this call unlinked nothing (a `once` handler that already fired), a
+        // dispatch may still be running that handler: wait for the readers of now.
+        if (tag == 0) tag = current_tag();
+        domain_.wait(tag);
+        retired* garbage = nullptr;
+        {
+            std::lock_guard lock{mutex_};
+            garbage = domain_.take_reclaimable(tag + 1);
+        }
+        // Outside the lock: a handler's destructor may unsubscribe or subscribe.
+        reclaim_list(garbage);
+    }
+
+    /// A non-blocking reclamation once enough garbage has gathered.
+    void reclaim_some() noexcept {
+        {
+            std::lock_guard lock{mutex_};
+            if (domain_.pending() < reclaim_threshold) return;
+        }
+        const std::uint64_t oldest = domain_.oldest_epoch();
+        retired* garbage = nullptr;
+        {
+            std::lock_guard lock{mutex_};
+            garbage = domain_.take_reclaimable(oldest);
+        }
+        reclaim_list(garbage);
+    }
+
+    [[nodiscard]] static std::uint64_t current_tag() noexcept {
+        if constexpr (Threading::is_thread_safe) {
+            // seq_cst: like a retire, so that readers of the current epoch are waited for.
+            return registry.epoch.fetch_add(1, std::memory_order_seq_cst);
+        } else {
+            return 0;
+        }
+    }
+
+    mutable mutex_type mutex_;
+    domain_type domain_;
+    atomic_type<channel_chunk*> chunks_[chunk_count]{};
+    std::uint64_t last_id_ = 0;  // guarded by mutex_
+    bool shut_down_ = false;     // guarded by mutex_
+    atomic_type<error_policy> policy_{error_policy::rethrow_first};
+    std::shared_ptr<const error_handler> error_handler_;  // guarded by mutex_
+};
+
+}  // namespace tidings::detail

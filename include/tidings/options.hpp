@@ -1,0 +1,101 @@
+#pragma once
+/// @file options.hpp
+/// @brief The options a subscription accepts after its handler, in any order:
+/// `bus.subscribe<E>(handler, tidings::priority{10}, tidings::filter(check), tidings::once)`.
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace tidings {
+
+/// @brief Runs the handler before those of lower priority; equal priorities run in the order
+/// they subscribed. The default is 0.
+struct priority {
+    int value = 0;
+};
+
+/// @brief A check that must hold for the handler to run: the "condition" of a listener rule.
+/// The predicate is called with `const E&` in the publisher's thread, just before the handler.
+template <class Predicate>
+struct filter {
+    Predicate predicate;
+    explicit filter(Predicate check) noexcept(std::is_nothrow_move_constructible_v<Predicate>)
+        : predicate(std::move(check)) {}
+};
+template <class Predicate>
+filter(Predicate) -> filter<Predicate>;
+
+/// @brief The type of tidings::once.
+struct once_t {
+    explicit once_t() = default;
+};
+/// @brief The handler runs for one event at most, then the subscription ends by itself.
+/// Under concurrent publishes exactly one call happens.
+inline constexpr once_t once{};
+
+/// @brief Ends the subscription when the tracked object is gone. While the handler runs, the
+/// object is kept alive (its weak_ptr is locked), so the handler never sees a dead object.
+template <class T>
+struct track {
+    std::weak_ptr<T> object;
+    explicit track(std::weak_ptr<T> tracked) noexcept : object(std::move(tracked)) {}
+    explicit track(const std::shared_ptr<T>& tracked) noexcept : object(tracked) {}
+};
+template <class T>
+track(std::shared_ptr<T>) -> track<T>;
+template <class T>
+track(std::weak_ptr<T>) -> track<T>;
+
+namespace detail {
+
+template <class T>
+struct is_filter : std::false_type {};
+template <class P>
+struct is_filter<filter<P>> : std::true_type {};
+
+template <class T>
+struct is_track : std::false_type {};
+template <class T>
+struct is_track<track<T>> : std::true_type {};
+
+template <class T>
+inline constexpr bool is_priority = std::is_same_v<T, priority>;
+template <class T>
+inline constexpr bool is_once = std::is_same_v<T, once_t>;
+
+/// True for the option types subscribe understands.
+template <class T>
+inline constexpr bool is_subscribe_option =
+    is_priority<T> || is_once<T> || is_filter<T>::value || is_track<T>::value;
+
+/// "No option of this kind was given."
+struct no_option {};
+
+/// The first option whose decayed type satisfies Trait, or no_option.
+template <template <class> class Trait, class... Options>
+constexpr decltype(auto) find_option(Options&&... options) {
+    if constexpr (sizeof...(Options) == 0) {
+        return no_option{};
+    } else {
+        return [](auto&& first, auto&&... rest) -> decltype(auto) {
+            if constexpr (Trait<std::remove_cvref_t<decltype(first)>>::value) {
+                return std::forward<decltype(first)>(first);
+            } else {
+                return find_option<Trait>(std::forward<decltype(rest)>(rest)...);
+            }
+        }(std::forward<Options>(options)...);
+    }
+}
+
+template <class T>
+struct is_priority_trait : std::bool_constant<is_priority<T>> {};
+template <class T>
+struct is_once_trait : std::bool_constant<is_once<T>> {};
+
+template <template <class> class Trait, class... Options>
+inline constexpr std::size_t count_options =
+    (std::size_t{0} + ... + (Trait<std::remove_cvref_t<Options>>::value ? 1 : 0));
+
+}  // namespace detail
+}  // namespace tidings

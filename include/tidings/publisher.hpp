@@ -1,0 +1,45 @@
+#pragma once
+/// @file publisher.hpp
+/// @brief tidings::publisher<E>, a handle bound to one channel of a bus.
+
+#include <tidings/bus.hpp>
+#include <tidings/config.hpp>
+#include <tidings/policy.hpp>
+
+#include <memory>
+
+namespace tidings {
+
+/// @brief Publishes events of one type on one bus, skipping the per-publish channel lookup.
+///
+/// `tidings::publisher<order_placed> orders{bus}; orders.publish({1, 9.5});` behaves exactly
+/// like `bus.publish(order_placed{1, 9.5})`. The publisher keeps the bus's channels alive, so
+/// publishing after the bus was destroyed is safe and reaches no one.
+///
+/// @tparam Event the event type.
+/// @tparam Threading the bus's threading policy (tidings::thread_safe for tidings::bus,
+///   tidings::single_thread for tidings::single_threaded_bus).
+///
+/// Thread safety: like its bus. For tidings::bus, one publisher may be used by many threads at
+/// once; publish is lock-free and allocation-free.
+template <class Event, class Threading = thread_safe>
+class publisher {
+    static_assert(detail::check_event<Event>());
+
+public:
+    /// @brief Binds to the channel of `Event` on `bus`, creating it if needed.
+    explicit publisher(basic_bus<Threading>& bus)
+        : core_(bus.core_), channel_(&core_->template channel_for<Event>()) {}
+
+    /// @brief Calls every subscriber of `Event`; see basic_bus::publish.
+    void publish(const Event& event) const { channel_->publish(event); }
+
+    /// @brief Same as publish().
+    void operator()(const Event& event) const { channel_->publish(event); }
+
+private:
+    std::shared_ptr<detail::bus_core<Threading>> core_;
+    detail::channel<Event, Threading>* channel_;
+};
+
+}  // namespace tidings

@@ -1,0 +1,12 @@
+#pragma once
+/// @file tidings.hpp
+/// @brief Includes every public header of tidings.
+
+#include <tidings/bus.hpp>
+#include <tidings/concepts.hpp>
+#include <tidings/config.hpp>
+#include <tidings/options.hpp>
+#include <tidings/policy.hpp>
+#include <tidings/publisher.hpp>
+#include <tidings/subscriber.hpp>
+#include <tidings/subscription.hpp>
