@@ -51,6 +51,18 @@
 #endif
 #endif
 
+/// @brief Forces inlining of the few functions on the publish path that compilers would
+/// otherwise keep out of line (the dispatch loop).
+#ifndef TIDINGS_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define TIDINGS_ALWAYS_INLINE [[gnu::always_inline]] inline
+#elif defined(_MSC_VER)
+#define TIDINGS_ALWAYS_INLINE __forceinline
+#else
+#define TIDINGS_ALWAYS_INLINE inline
+#endif
+#endif
+
 namespace tidings {
 
 /// @brief The size we pad contended atomics to. 64 bytes on every x86-64 and most ARM cores;

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -70,7 +71,6 @@ public:
     template <class Event>
     [[nodiscard]] channel<Event, Threading>* find_channel() const noexcept {
         const std::uint32_t index = type_index<Event>();
-        if (index >= max_channels) [[unlikely]] return nullptr;
         // acquire: pairs with the release stores in channel_for, so the chunk and the channel
         // are fully constructed when we see their pointers.
         const channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_acquire);
@@ -84,7 +84,6 @@ public:
     [[nodiscard]] channel<Event, Threading>& channel_for() {
         if (auto* found = find_channel<Event>()) return *found;
         const std::uint32_t index = type_index<Event>();
-        TIDINGS_ASSERT(index < max_channels, "more event types than a bus can hold");
         std::lock_guard lock{mutex_};
         channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_relaxed);
         if (chunk == nullptr) {
@@ -103,6 +102,7 @@ public:
     /// Links a new node into its channel.
     template <class Event>
     void link(channel<Event, Threading>& target, node<Event, Threading>& added) {
+        bool reclaim = false;
         {
             std::lock_guard lock{mutex_};
             added.id = ++last_id_;
@@ -112,17 +112,28 @@ public:
                 return;
             }
             if (retired* old = target.link_locked(added)) domain_.retire(old);
+            reclaim = domain_.pending() >= reclaim_threshold;
         }
-        reclaim_some();
+        if (reclaim) reclaim_some();
     }
 
     void unsubscribe(node_base& removed) noexcept override {
         std::uint64_t tag = 0;
+        retired* garbage = nullptr;
         {
             std::lock_guard lock{mutex_};
             tag = unlink_locked(removed);
+            // Even when this call unlinked nothing (a `once` handler that already fired), a
+            // dispatch may still be running that handler: wait for the readers of now.
+            if (tag == 0) tag = current_tag();
+            if (!domain_.in_dispatch() && domain_.no_other_readers()) {
+                // Nothing to wait for: reclaim in this critical section.
+                garbage = domain_.take_reclaimable(tag + 1);
+                tag = 0;
+            }
         }
-        finish_removal(tag);
+        reclaim_list(garbage);  // outside the lock: a handler's destructor may use the bus
+        if (tag != 0) finish_removal(tag);
     }
 
     [[nodiscard]] bool connected(const node_base& node) const noexcept override {
@@ -131,20 +142,22 @@ public:
     }
 
     void remove_in_dispatch(node_base& removed) noexcept override {
+        bool reclaim = false;
         {
             std::lock_guard lock{mutex_};
             unlink_locked(removed);
+            reclaim = domain_.pending() >= reclaim_threshold;
         }
-        reclaim_some();
+        if (reclaim) reclaim_some();
     }
 
     void report_error(std::exception_ptr error, std::string_view event_type,
                       std::uint64_t subscription_id,
-                      std::exception_ptr& first_error) noexcept override {
+                      std::optional<std::exception_ptr>& first_error) noexcept override {
         // relaxed: the policy is a setting, not a synchronization point.
         if (policy_.load(std::memory_order_relaxed) == error_policy::rethrow_first &&
-            !first_error) {
-            first_error = std::move(error);
+            !first_error.has_value()) {
+            first_error.emplace(std::move(error));
             return;
         }
         std::shared_ptr<const error_handler> handler;
@@ -201,8 +214,8 @@ public:
 
 private:
     static constexpr std::uint32_t chunk_size = 64;
-    static constexpr std::uint32_t chunk_count = 256;
-    static constexpr std::uint32_t max_channels = chunk_size * chunk_count;
+    static constexpr std::uint32_t chunk_count = max_event_types / chunk_size;
+    static_assert(max_event_types % chunk_size == 0);
     /// Past this many retired objects, a writer tries a non-blocking reclamation.
     static constexpr std::size_t reclaim_threshold = 32;
 
@@ -216,19 +229,21 @@ private:
         if (target == nullptr) return 0;
         retired* old = target->unlink_locked(removed);
         if (old == nullptr) return 0;  // unlinked before (once, tracking, shutdown)
-        domain_.retire(old);
-        return domain_.retire(&removed);
+        return domain_.retire(old, &removed);
     }
 
     /// After an unsubscribe: outside a dispatch, wait until no reader can be running the
     /// removed handlers and reclaim; inside one, leave that to a later writer.
     void finish_removal(std::uint64_t tag) noexcept {
         if (domain_.in_dispatch()) {
-            reclaim_some();
+            bool reclaim = false;
+            {
+                std::lock_guard lock{mutex_};
+                reclaim = domain_.pending() >= reclaim_threshold;
+            }
+            if (reclaim) reclaim_some();
             return;
         }
-        // Even when this call unlinked nothing (a `once` handler that already fired), a
-        // dispatch may still be running that handler: wait for the readers of now.
         if (tag == 0) tag = current_tag();
         domain_.wait(tag);
         retired* garbage = nullptr;
@@ -240,12 +255,8 @@ private:
         reclaim_list(garbage);
     }
 
-    /// A non-blocking reclamation once enough garbage has gathered.
+    /// A non-blocking reclamation, once enough garbage has gathered.
     void reclaim_some() noexcept {
-        {
-            std::lock_guard lock{mutex_};
-            if (domain_.pending() < reclaim_threshold) return;
-        }
         const std::uint64_t oldest = domain_.oldest_epoch();
         retired* garbage = nullptr;
         {

@@ -8,6 +8,7 @@
 /// Thread safety: publish() may run in any number of threads at once (thread_safe policy);
 /// the *_locked functions require the bus's writer mutex.
 
+#include <tidings/config.hpp>
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/type_name.hpp>
 #include <tidings/options.hpp>
@@ -50,7 +51,7 @@ public:
     /// Routes one handler's exception by the bus's error_policy.
     virtual void report_error(std::exception_ptr error, std::string_view event_type,
                               std::uint64_t subscription_id,
-                              std::exception_ptr& first_error) noexcept = 0;
+                              std::optional<std::exception_ptr>& first_error) noexcept = 0;
 
 protected:
     ~channel_host() = default;
@@ -118,9 +119,12 @@ public:
     void publish(const Event& event) {
         // relaxed: only a shortcut for "no subscribers". A subscribe that happens-before this
         // publish is seen by coherence; one that races with it may or may not be.
-        if (subscribers_.load(std::memory_order_relaxed) == nullptr) return;
-        std::exception_ptr first_error = dispatch(event);
-        if (first_error) [[unlikely]] std::rethrow_exception(std::move(first_error));
+        const snapshot_type* current = subscribers_.load(std::memory_order_relaxed);
+        if (current == nullptr) return;
+        // An optional, so the common path never runs exception_ptr's out-of-line destructor.
+        std::optional<std::exception_ptr> first_error;
+        dispatch(event, current, first_error);
+        if (first_error.has_value()) [[unlikely]] std::rethrow_exception(std::move(*first_error));
     }
 
     retired* link_locked(node_type& added) {
@@ -131,11 +135,12 @@ public:
         node_type* const* in = old != nullptr ? old->begin() : nullptr;
         // Equal priorities keep subscription order: the new node goes after all nodes whose
         // priority is greater than or equal to its own.
-        node_type* const* split =
-            in == nullptr ? nullptr
-                          : std::partition_point(in, in + old_size, [&](const node_type* n) {
-                                return n->priority >= added.priority;
-                            });
+        node_type* const* split = in == nullptr ? nullptr : in + old_size;
+        if (old_size != 0 && in[old_size - 1]->priority < added.priority) {
+            split = std::partition_point(in, in + old_size, [&](const node_type* n) {
+                return n->priority >= added.priority;
+            });
+        }
         out = std::copy(in, split, out);
         *out++ = &added;
         std::copy(split, in == nullptr ? nullptr : in + old_size, out);
@@ -199,13 +204,17 @@ private:
         subscribers_.store(next, std::memory_order_seq_cst);
     }
 
-    std::exception_ptr dispatch(const Event& event) {
-        std::exception_ptr first_error;
+    TIDINGS_ALWAYS_INLINE void dispatch(const Event& event, const snapshot_type* current,
+                                        std::optional<std::exception_ptr>& first_error) {
         typename domain_type::read_section section{domain_};
-        // seq_cst: pairs with publish_snapshot (release suffices for the array's contents;
-        // seq_cst closes the store-load race on the fallback barrier; a plain load on x86).
-        const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
-        if (current == nullptr) return first_error;
+        if constexpr (Threading::is_thread_safe) {
+            // The snapshot must be loaded after entering the read section, or a writer could
+            // free it between the two. seq_cst: pairs with publish_snapshot (release suffices
+            // for the array's contents; seq_cst closes the store-load race on the fallback
+            // barrier; it is a plain load on x86).
+            current = subscribers_.load(std::memory_order_seq_cst);
+            if (current == nullptr) return;
+        }
         for (node_type* subscriber : *current) {
             // acquire: pairs with the release store in unlink_locked.
             if (subscriber->removed.load(std::memory_order_acquire)) continue;
@@ -221,7 +230,6 @@ private:
                                    first_error);
             }
         }
-        return first_error;
     }
 
     channel_host<Threading>& host_;

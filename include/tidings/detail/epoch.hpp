@@ -275,11 +275,24 @@ public:
         // seq_cst: orders the unlinking store before the increment for readers that load the
         // new epoch (acquire), and is the writer's half of the store-load race before it reads
         // reader states.
-        object->retire_epoch = registry.epoch.fetch_add(1, std::memory_order_seq_cst);
-        object->next_retired = list_;
-        list_ = object;
-        ++count_;
-        return object->retire_epoch;
+        const std::uint64_t tag = registry.epoch.fetch_add(1, std::memory_order_seq_cst);
+        push(object, tag);
+        return tag;
+    }
+
+    /// Retires two objects unlinked together, with one tag.
+    std::uint64_t retire(retired* first, retired* second) noexcept {
+        const std::uint64_t tag = retire(first);
+        push(second, tag);
+        return tag;
+    }
+
+    /// True when no other thread has ever entered a dispatch (or all that did have exited),
+    /// so that a writer outside any dispatch has no reader to wait for.
+    [[nodiscard]] static bool no_other_readers() noexcept {
+        const std::uint32_t own = this_thread_record != nullptr ? 1U : 0U;
+        // seq_cst: see writer_barrier().
+        return registry.records_in_use.load(std::memory_order_seq_cst) <= own;
     }
 
     /// Unlinks and returns every retired object tagged below `oldest`. Caller holds the mutex.
@@ -311,6 +324,13 @@ public:
     static void wait(std::uint64_t tag) noexcept { wait_for_readers(tag); }
 
 private:
+    void push(retired* object, std::uint64_t tag) noexcept {
+        object->retire_epoch = tag;
+        object->next_retired = list_;
+        list_ = object;
+        ++count_;
+    }
+
     retired* list_ = nullptr;
     std::size_t count_ = 0;
 };

@@ -45,6 +45,13 @@ public:
         return 0;
     }
 
+    std::uint64_t retire(retired* first, retired* second) noexcept {
+        retire(first);
+        return retire(second);
+    }
+
+    [[nodiscard]] static bool no_other_readers() noexcept { return true; }
+
     /// Everything retired, unless a dispatch of this bus is running.
     [[nodiscard]] retired* take_reclaimable(std::uint64_t /*oldest*/) noexcept {
         if (depth_ != 0) return nullptr;
