@@ -8,6 +8,7 @@
 #include <tidings/detail/bus_core.hpp>
 #include <tidings/detail/callable_traits.hpp>
 #include <tidings/detail/channel.hpp>
+#include <tidings/executor.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
@@ -155,15 +156,28 @@ public:
         }
     }
 
-    /// @brief Calls every subscriber of `Event` with `event`, in this thread, before returning.
-    /// @throws whatever the first throwing handler threw, after all handlers ran, when the
-    ///   error policy is error_policy::rethrow_first (the default).
-    /// Thread safety: see the class. Lock-free and allocation-free.
-    template <class Event>
-    void publish(const Event& event) {
+    /// @brief Calls every inline subscriber of the event's type, in this thread, then queues
+    /// the event once to each executor that has subscribers of that type (see
+    /// tidings::deliver_on), and returns without waiting for those.
+    /// @param event the event; its type (without cv and reference) is the channel. An rvalue
+    ///   is moved into the last executor's queue; a move-only event can be queued to one
+    ///   executor only.
+    /// @return how many executors accepted or dropped the event (overflow::drop).
+    /// @throws whatever the first throwing inline handler threw, after all handlers ran, when
+    ///   the error policy is error_policy::rethrow_first (the default); tidings::queue_full,
+    ///   tidings::executor_stopped or tidings::would_deadlock from a queue, after every other
+    ///   executor was offered the event.
+    /// Thread safety: see the class. Lock-free; allocation-free for events that fit a queue
+    /// slot (a block-policy queue waits, by its wait strategy, while it is full).
+    template <class Arg>
+    publish_result publish(Arg&& event) {
+        using Event = std::remove_cvref_t<Arg>;
         static_assert(detail::check_event<Event>());
         TIDINGS_ASSERT(core_ != nullptr, "publish on a moved-from bus");
-        if (auto* target = core_->template find_channel<Event>()) target->publish(event);
+        if (auto* target = core_->template find_channel<Event>()) {
+            return target->publish(std::forward<Arg>(event));
+        }
+        return {};
     }
 
     /// @brief How many handlers are connected to `Event` now.
@@ -211,7 +225,7 @@ private:
     subscription make_subscription(Handler&& handler, Options&&... options) {
         static_assert((detail::is_subscribe_option<std::remove_cvref_t<Options>> && ...),
                       "tidings: unknown subscribe option; the options are tidings::priority, "
-                      "tidings::filter, tidings::once and tidings::track");
+                      "tidings::filter, tidings::once, tidings::track and tidings::deliver_on");
         static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
                       "tidings: tidings::priority given twice");
         static_assert(detail::count_options<detail::is_filter, Options...> <= 1,
@@ -229,6 +243,18 @@ private:
                           "something convertible to bool");
         }
         constexpr bool is_once = detail::count_options<detail::is_once_trait, Options...> != 0;
+        static_assert(detail::count_options<detail::is_deliver_on, Options...> <= 1,
+                      "tidings: tidings::deliver_on given twice");
+        detail::executor_core* executor = nullptr;
+        if constexpr (detail::count_options<detail::is_deliver_on, Options...> != 0) {
+            auto& target_executor = *detail::find_option<detail::is_deliver_on>(options...).executor;
+            using executor_kind = std::remove_cvref_t<decltype(target_executor)>;
+            static_assert(Threading::is_thread_safe || !std::is_same_v<executor_kind, thread_executor>,
+                          "tidings: a single_threaded_bus cannot deliver on a thread_executor (its "
+                          "handlers would run on another thread); use a manual_executor that the "
+                          "bus's thread runs, or tidings::bus");
+            executor = &target_executor.core();
+        }
 
         int rank = 0;
         if constexpr (detail::count_options<detail::is_priority_trait, Options...> != 0) {
@@ -240,6 +266,7 @@ private:
         auto& target = core_->template channel_for<Event>();
         auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
         added->priority = rank;
+        added->executor = executor;
         core_->link(target, *added);  // on success the bus co-owns the node
         return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
     }

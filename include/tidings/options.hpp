@@ -61,13 +61,20 @@ struct is_track<track<T>> : std::true_type {};
 
 template <class T>
 inline constexpr bool is_priority = std::is_same_v<T, priority>;
+
+template <class T>
+struct is_deliver_on : std::false_type {};
+template <template <class> class Option, class Executor>
+    requires requires { typename Option<Executor>::is_delivery_option; }
+struct is_deliver_on<Option<Executor>> : std::true_type {};
 template <class T>
 inline constexpr bool is_once = std::is_same_v<T, once_t>;
 
 /// True for the option types subscribe understands.
 template <class T>
 inline constexpr bool is_subscribe_option =
-    is_priority<T> || is_once<T> || is_filter<T>::value || is_track<T>::value;
+    is_priority<T> || is_once<T> || is_filter<T>::value || is_track<T>::value ||
+    is_deliver_on<T>::value;
 
 /// "No option of this kind was given."
 struct no_option {};

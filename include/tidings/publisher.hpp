@@ -7,6 +7,7 @@
 #include <tidings/policy.hpp>
 
 #include <memory>
+#include <utility>
 
 namespace tidings {
 
@@ -31,11 +32,15 @@ public:
     explicit publisher(basic_bus<Threading>& bus)
         : core_(bus.core_), channel_(&core_->template channel_for<Event>()) {}
 
-    /// @brief Calls every subscriber of `Event`; see basic_bus::publish.
-    void publish(const Event& event) const { channel_->publish(event); }
+    /// @brief Publishes `event`; see basic_bus::publish.
+    publish_result publish(const Event& event) const { return channel_->publish(event); }
+
+    /// @brief Publishes `event`, moving it into the last executor's queue; see
+    /// basic_bus::publish.
+    publish_result publish(Event&& event) const { return channel_->publish(std::move(event)); }
 
     /// @brief Same as publish().
-    void operator()(const Event& event) const { channel_->publish(event); }
+    publish_result operator()(const Event& event) const { return channel_->publish(event); }
 
 private:
     std::shared_ptr<detail::bus_core<Threading>> core_;

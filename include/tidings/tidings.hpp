@@ -5,8 +5,10 @@
 #include <tidings/bus.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
+#include <tidings/executor.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/publisher.hpp>
+#include <tidings/queue.hpp>
 #include <tidings/subscriber.hpp>
 #include <tidings/subscription.hpp>

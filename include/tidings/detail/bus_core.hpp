@@ -12,9 +12,11 @@
 #include <tidings/detail/channel.hpp>
 #include <tidings/detail/type_index.hpp>
 #include <tidings/detail/type_name.hpp>
+#include <tidings/executor.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -24,6 +26,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace tidings::detail {
 
@@ -45,7 +48,10 @@ inline void default_error_handler(const handler_error& error) noexcept {
 }
 
 template <class Threading>
-class bus_core final : public bus_core_base, public channel_host<Threading> {
+class bus_core final : public bus_core_base,
+                       public channel_host<Threading>,
+                       public executor_client,
+                       public std::enable_shared_from_this<bus_core<Threading>> {
 public:
     using mutex_type = typename Threading::mutex_type;
     using domain_type = typename Threading::domain_type;
@@ -102,9 +108,18 @@ public:
     /// Links a new node into its channel.
     template <class Event>
     void link(channel<Event, Threading>& target, node<Event, Threading>& added) {
+        if (added.executor != nullptr) {
+            // Before linking: from the first queued task on, the executor keeps us alive.
+            added.executor->attach(std::shared_ptr<void>(this->shared_from_this()), *this);
+        }
         bool reclaim = false;
         {
             std::lock_guard lock{mutex_};
+            if (added.executor != nullptr &&
+                std::find(executors_.begin(), executors_.end(), added.executor) ==
+                    executors_.end()) {
+                executors_.push_back(added.executor);
+            }
             added.id = ++last_id_;
             if (shut_down_) {
                 added.removed.store(true, std::memory_order_relaxed);
@@ -153,11 +168,12 @@ public:
 
     void report_error(std::exception_ptr error, std::string_view event_type,
                       std::uint64_t subscription_id,
-                      std::optional<std::exception_ptr>& first_error) noexcept override {
+                      std::optional<std::exception_ptr>* first_error) noexcept override {
         // relaxed: the policy is a setting, not a synchronization point.
-        if (policy_.load(std::memory_order_relaxed) == error_policy::rethrow_first &&
-            !first_error.has_value()) {
-            first_error.emplace(std::move(error));
+        if (first_error != nullptr &&
+            policy_.load(std::memory_order_relaxed) == error_policy::rethrow_first &&
+            !first_error->has_value()) {
+            first_error->emplace(std::move(error));
             return;
         }
         std::shared_ptr<const error_handler> handler;
@@ -186,30 +202,28 @@ public:
     }
 
     /// Detaches every subscription (they report connected() == false from now on) and waits
-    /// until no dispatch can still call them, unless called inside a dispatch.
+    /// until no dispatch can still call them, unless called inside a dispatch. Executors that
+    /// still hold tasks of this bus release it once those are gone (the tasks find no
+    /// subscriber and count as cancelled).
     void shutdown() noexcept {
-        std::uint64_t tag = 0;
         {
             std::lock_guard lock{mutex_};
             if (shut_down_) return;
             shut_down_ = true;
-            for (auto& chunk_slot : chunks_) {
-                channel_chunk* chunk = chunk_slot.load(std::memory_order_relaxed);
-                if (chunk == nullptr) continue;
-                for (auto& slot : chunk->slots) {
-                    channel_base<Threading>* target = slot.load(std::memory_order_relaxed);
-                    if (target == nullptr) continue;
-                    retired* nodes = nullptr;
-                    if (retired* old = target->unlink_all_locked(nodes)) tag = domain_.retire(old);
-                    while (nodes != nullptr) {
-                        retired* next = nodes->next_retired;
-                        tag = domain_.retire(nodes);
-                        nodes = next;
-                    }
-                }
-            }
         }
-        finish_removal(tag);
+        finish_removal(unlink_matching(nullptr, true));
+        std::lock_guard lock{mutex_};
+        // Under our mutex, so that an executor being destroyed (which must take it in
+        // detach_executor) is still alive while we call it.
+        for (executor_core* executor : executors_) executor->bus_shut_down(*this);
+        executors_.clear();
+    }
+
+    /// An executor is going away: unlinks the subscriptions that deliver on it.
+    void detach_executor(executor_core& executor) noexcept override {
+        finish_removal(unlink_matching(&executor, false));
+        std::lock_guard lock{mutex_};
+        std::erase(executors_, &executor);
     }
 
 private:
@@ -222,6 +236,31 @@ private:
     struct channel_chunk {
         atomic_type<channel_base<Threading>*> slots[chunk_size]{};
     };
+
+    /// Unlinks the nodes on `executor` (every node if `all`) from every channel and retires
+    /// them; returns the last tag (0 if nothing was retired).
+    std::uint64_t unlink_matching(const executor_core* executor, bool all) noexcept {
+        std::uint64_t tag = 0;
+        std::lock_guard lock{mutex_};
+        for (auto& chunk_slot : chunks_) {
+            channel_chunk* chunk = chunk_slot.load(std::memory_order_relaxed);
+            if (chunk == nullptr) continue;
+            for (auto& slot : chunk->slots) {
+                channel_base<Threading>* target = slot.load(std::memory_order_relaxed);
+                if (target == nullptr) continue;
+                retired* nodes = nullptr;
+                if (retired* old = target->unlink_matching_locked(executor, all, nodes)) {
+                    tag = domain_.retire(old);
+                }
+                while (nodes != nullptr) {
+                    retired* next = nodes->next_retired;
+                    tag = domain_.retire(nodes);
+                    nodes = next;
+                }
+            }
+        }
+        return tag;
+    }
 
     /// Unlinks `removed` and retires it with the snapshot it left; returns the last tag.
     std::uint64_t unlink_locked(node_base& removed) noexcept {
@@ -282,6 +321,7 @@ private:
     bool shut_down_ = false;     // guarded by mutex_
     atomic_type<error_policy> policy_{error_policy::rethrow_first};
     std::shared_ptr<const error_handler> error_handler_;  // guarded by mutex_
+    std::vector<executor_core*> executors_;  // executors some node delivers on; by mutex_
 };
 
 }  // namespace tidings::detail

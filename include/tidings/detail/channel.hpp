@@ -1,17 +1,20 @@
 #pragma once
 /// @file detail/channel.hpp
 /// @brief A channel: everything a bus keeps for one event type. Its subscribers live in an
-/// immutable snapshot (an array of node pointers sorted by priority, then subscription order)
-/// that `publish` reads without a lock; writers replace the whole snapshot under the bus's
-/// mutex and retire the old one to the bus's reclamation domain.
+/// immutable snapshot that `publish` reads without a lock: the inline subscribers sorted by
+/// priority then subscription order, the queued ones likewise, and the distinct executors the
+/// queued ones deliver on. Writers rebuild the whole snapshot under the bus's mutex and retire
+/// the old one to the bus's reclamation domain.
 ///
-/// Thread safety: publish() may run in any number of threads at once (thread_safe policy);
-/// the *_locked functions require the bus's writer mutex.
+/// Thread safety: publish() and deliver_queued() may run in any number of threads at once
+/// (thread_safe policy); the *_locked functions require the bus's writer mutex.
 
 #include <tidings/config.hpp>
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/type_name.hpp>
+#include <tidings/executor.hpp>
 #include <tidings/options.hpp>
+#include <tidings/queue.hpp>
 #include <tidings/subscription.hpp>
 
 #include <algorithm>
@@ -21,9 +24,12 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
+#include <stdexcept>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace tidings::detail {
 
@@ -36,10 +42,12 @@ template <class Event, class Threading>
 struct node : node_base {
     using invoke_fn = after_call (*)(node&, const Event&);
 
-    /// Set once, by whoever disconnects the node; publishers skip removed nodes.
+    /// Set once, by whoever disconnects the node; dispatches skip removed nodes.
     typename Threading::template atomic_type<bool> removed{false};
     invoke_fn invoke = nullptr;
     int priority = 0;
+    /// Null for inline delivery; else the executor whose thread calls the handler.
+    executor_core* executor = nullptr;
 };
 
 /// The bus-side services a channel needs on its rare paths (errors, self-removal).
@@ -48,10 +56,11 @@ class channel_host {
 public:
     /// Unlinks a node from inside a dispatch (a `once` handler ran, a tracked object died).
     virtual void remove_in_dispatch(node_base& node) noexcept = 0;
-    /// Routes one handler's exception by the bus's error_policy.
+    /// Routes one handler's exception by the bus's error_policy. `first_error` is null when
+    /// there is no publisher to rethrow to (a queued delivery): then it goes to the handler.
     virtual void report_error(std::exception_ptr error, std::string_view event_type,
                               std::uint64_t subscription_id,
-                              std::optional<std::exception_ptr>& first_error) noexcept = 0;
+                              std::optional<std::exception_ptr>* first_error) noexcept = 0;
 
 protected:
     ~channel_host() = default;
@@ -64,28 +73,54 @@ public:
     virtual ~channel_base() = default;
     /// Unlinks `node` if it is still linked; returns the replaced snapshot (to retire) or null.
     virtual retired* unlink_locked(node_base& node) noexcept = 0;
-    /// Unlinks every node: marks them removed, appends them to `nodes`, returns the snapshot.
-    virtual retired* unlink_all_locked(retired*& nodes) noexcept = 0;
+    /// Unlinks every node delivering on `executor` (every node if null): marks them removed,
+    /// appends them to `nodes`, and returns the replaced snapshot (or null if none matched).
+    virtual retired* unlink_matching_locked(const executor_core* executor, bool all,
+                                            retired*& nodes) noexcept = 0;
     [[nodiscard]] virtual bool is_removed(const node_base& node) const noexcept = 0;
     [[nodiscard]] virtual std::size_t size() const noexcept = 0;
 };
 
-/// An immutable array of node pointers, allocated in one block with its header.
+/// An executor that some queued subscribers of a channel deliver on.
+struct queue_target {
+    executor_core* executor;
+    std::uint32_t recipients;  ///< how many of the channel's subscribers deliver on it
+};
+
+/// An immutable snapshot: a header, then the node pointers (inline ones first), then the
+/// queue targets, in one allocation.
 template <class Node>
 struct snapshot final : retired {
-    std::uint32_t size = 0;
+    std::uint32_t inline_count = 0;
+    std::uint32_t queued_count = 0;
+    std::uint32_t target_count = 0;
+    std::uint64_t max_id = 0;  ///< the newest subscription in it (queued tasks carry it)
 
-    [[nodiscard]] Node** data() noexcept { return std::launder(reinterpret_cast<Node**>(this + 1)); }
-    [[nodiscard]] Node* const* begin() const noexcept {
+    [[nodiscard]] Node** nodes() noexcept {
+        return std::launder(reinterpret_cast<Node**>(this + 1));
+    }
+    [[nodiscard]] Node* const* nodes() const noexcept {
         return std::launder(reinterpret_cast<Node* const*>(this + 1));
     }
-    [[nodiscard]] Node* const* end() const noexcept { return begin() + size; }
+    [[nodiscard]] queue_target* targets() noexcept {
+        return std::launder(
+            reinterpret_cast<queue_target*>(nodes() + inline_count + queued_count));
+    }
+    [[nodiscard]] const queue_target* targets() const noexcept {
+        return std::launder(
+            reinterpret_cast<const queue_target*>(nodes() + inline_count + queued_count));
+    }
 
-    static snapshot* make(std::uint32_t size) {
+    static snapshot* make(std::uint32_t inline_count, std::uint32_t queued_count,
+                          std::uint32_t max_targets) {
         static_assert(sizeof(snapshot) % alignof(Node*) == 0, "the array follows the header");
-        void* memory = ::operator new(sizeof(snapshot) + size * sizeof(Node*));
+        static_assert(alignof(queue_target) <= alignof(Node*), "targets follow the nodes");
+        void* memory = ::operator new(sizeof(snapshot) +
+                                      (inline_count + queued_count) * sizeof(Node*) +
+                                      max_targets * sizeof(queue_target));
         auto* result = ::new (memory) snapshot;
-        result->size = size;
+        result->inline_count = inline_count;
+        result->queued_count = queued_count;
         result->reclaim = &destroy;
         return result;
     }
@@ -95,6 +130,45 @@ struct snapshot final : retired {
         ::operator delete(self);
     }
 };
+
+template <class Event, class Threading>
+class channel;
+
+/// A queued delivery of one event to one executor, stored in a queue slot: the event inline
+/// when it fits, else on the heap.
+template <class Event, class Threading, bool Inline>
+struct delivery_task {
+    channel<Event, Threading>* target;
+    std::uint64_t max_id;
+    std::uint32_t recipients;
+    std::conditional_t<Inline, Event, std::unique_ptr<Event>> event;
+
+    [[nodiscard]] const Event& get() const noexcept {
+        if constexpr (Inline) {
+            return event;
+        } else {
+            return *event;
+        }
+    }
+
+    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
+        auto* self = slot.as<delivery_task>();
+        std::size_t cancelled = 0;
+        if (action == task_action::run) {
+            cancelled = self->target->deliver_queued(self->get(), self->max_id, self->recipients,
+                                                     *static_cast<executor_core*>(context));
+        }
+        self->~delivery_task();
+        return cancelled;
+    }
+};
+
+/// True when a delivery of `Event` fits in a queue slot.
+template <class Event, class Threading>
+inline constexpr bool fits_in_slot =
+    sizeof(delivery_task<Event, Threading, true>) <= task_slot::storage_size &&
+    alignof(delivery_task<Event, Threading, true>) <= 8 &&
+    std::is_nothrow_destructible_v<Event>;
 
 /// The channel of one event type.
 template <class Event, class Threading>
@@ -113,77 +187,106 @@ public:
                        "a channel destroyed with subscribers still linked");
     }
 
-    /// Calls every subscriber, in priority then subscription order, in this thread.
-    /// Exceptions follow the bus's error_policy; with rethrow_first, the first is rethrown here
-    /// after every subscriber ran.
-    void publish(const Event& event) {
+    /// Calls every inline subscriber, in priority then subscription order, in this thread,
+    /// then queues one task per executor that has subscribers of this type. Exceptions follow
+    /// the bus's error_policy; with rethrow_first, the first is rethrown here after every
+    /// subscriber ran and every executor was offered the event.
+    template <class Arg>
+    publish_result publish(Arg&& event) {
         // relaxed: only a shortcut for "no subscribers". A subscribe that happens-before this
         // publish is seen by coherence; one that races with it may or may not be.
         const snapshot_type* current = subscribers_.load(std::memory_order_relaxed);
-        if (current == nullptr) return;
+        if (current == nullptr) return {};
         // An optional, so the common path never runs exception_ptr's out-of-line destructor.
         std::optional<std::exception_ptr> first_error;
-        dispatch(event, current, first_error);
+        const publish_result result = dispatch(std::forward<Arg>(event), current, first_error);
         if (first_error.has_value()) [[unlikely]] std::rethrow_exception(std::move(*first_error));
+        return result;
+    }
+
+    /// Runs a queued delivery on `executor`'s consumer thread: calls the subscribers of this
+    /// type on that executor that were connected at publish time and still are. Returns how
+    /// many of the `recipients` counted at publish time were gone.
+    std::size_t deliver_queued(const Event& event, std::uint64_t max_id, std::uint32_t recipients,
+                               executor_core& executor) noexcept {
+        std::uint32_t reached = 0;
+        typename domain_type::read_section section{domain_};
+        // seq_cst: see dispatch().
+        const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
+        if (current != nullptr) {
+            node_type* const* first = current->nodes() + current->inline_count;
+            for (node_type* subscriber : std::span(first, current->queued_count)) {
+                if (subscriber->executor != &executor || subscriber->id > max_id) continue;
+                // acquire: pairs with the release store in unlink_locked.
+                if (subscriber->removed.load(std::memory_order_acquire)) continue;
+                ++reached;
+                call(*subscriber, event, nullptr);
+            }
+        }
+        return recipients > reached ? recipients - reached : 0;
     }
 
     retired* link_locked(node_type& added) {
-        const snapshot_type* old = subscribers_.load(std::memory_order_relaxed);
-        const std::uint32_t old_size = old != nullptr ? old->size : 0;
-        snapshot_type* next = snapshot_type::make(old_size + 1);
-        node_type** out = next->data();
-        node_type* const* in = old != nullptr ? old->begin() : nullptr;
         // Equal priorities keep subscription order: the new node goes after all nodes whose
-        // priority is greater than or equal to its own.
-        node_type* const* split = in == nullptr ? nullptr : in + old_size;
-        if (old_size != 0 && in[old_size - 1]->priority < added.priority) {
-            split = std::partition_point(in, in + old_size, [&](const node_type* n) {
-                return n->priority >= added.priority;
-            });
+        // priority is greater than or equal to its own (a plain append in the common case).
+        auto position = sorted_.end();
+        if (!sorted_.empty() && sorted_.back()->priority < added.priority) {
+            position = std::partition_point(sorted_.begin(), sorted_.end(),
+                                            [&](const node_type* n) {
+                                                return n->priority >= added.priority;
+                                            });
         }
-        out = std::copy(in, split, out);
-        *out++ = &added;
-        std::copy(split, in == nullptr ? nullptr : in + old_size, out);
+        sorted_.insert(position, &added);
+        snapshot_type* next = nullptr;
+        try {
+            next = build();
+        } catch (...) {
+            sorted_.erase(std::find(sorted_.begin(), sorted_.end(), &added));
+            throw;
+        }
         added.channel = static_cast<channel_base<Threading>*>(this);
-        publish_snapshot(next);
-        return const_cast<snapshot_type*>(old);
+        return replace(next);
     }
 
     retired* unlink_locked(node_base& base) noexcept override {
         auto& removed = static_cast<node_type&>(base);
-        // release: a publisher that sees removed=true skips the node; the unlinked snapshot
-        // below is what stops new dispatches from reaching it at all.
+        // release: a dispatch that sees removed=true skips the node; the new snapshot below
+        // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
-        const snapshot_type* old = subscribers_.load(std::memory_order_relaxed);
-        if (old == nullptr) return nullptr;
-        node_type* const* found = std::find(old->begin(), old->end(), &removed);
-        if (found == old->end()) return nullptr;  // already unlinked
-        snapshot_type* next = nullptr;
-        if (old->size > 1) {
-            // Allocation failure here would leave a removed node linked (it is skipped anyway),
-            // so a failed allocation keeps the old snapshot rather than throwing from noexcept.
-            try {
-                next = snapshot_type::make(old->size - 1);
-            } catch (...) {
-                return nullptr;
-            }
-            node_type** out = std::copy(old->begin(), found, next->data());
-            std::copy(found + 1, old->end(), out);
-        }
-        publish_snapshot(next);
-        return const_cast<snapshot_type*>(old);
+        const auto found = std::find(sorted_.begin(), sorted_.end(), &removed);
+        if (found == sorted_.end()) return nullptr;  // already unlinked
+        sorted_.erase(found);
+        return rebuild_or_keep();
     }
 
-    retired* unlink_all_locked(retired*& nodes) noexcept override {
-        const snapshot_type* old = subscribers_.load(std::memory_order_relaxed);
-        if (old == nullptr) return nullptr;
-        for (node_type* n : *old) {
-            n->removed.store(true, std::memory_order_release);  // see unlink_locked
-            n->next_retired = nodes;
-            nodes = n;
+    retired* unlink_matching_locked(const executor_core* executor, bool all,
+                                    retired*& nodes) noexcept override {
+        const auto matches = [&](const node_type* n) { return all || n->executor == executor; };
+        const auto first = std::stable_partition(sorted_.begin(), sorted_.end(),
+                                                 [&](const node_type* n) { return !matches(n); });
+        if (first == sorted_.end()) return nullptr;
+        retired* unlinked = nullptr;
+        for (auto it = first; it != sorted_.end(); ++it) {
+            (*it)->removed.store(true, std::memory_order_release);  // see unlink_locked
+            (*it)->next_retired = unlinked;
+            unlinked = *it;
         }
-        publish_snapshot(nullptr);
-        return const_cast<snapshot_type*>(old);
+        sorted_.erase(first, sorted_.end());
+        snapshot_type* next = nullptr;
+        try {
+            next = build();
+        } catch (...) {
+            // Out of memory: the nodes stay in the current snapshot, flagged removed (so never
+            // called), and are leaked rather than freed under a reader.
+            return nullptr;
+        }
+        while (unlinked != nullptr) {
+            retired* following = unlinked->next_retired;
+            unlinked->next_retired = nodes;
+            nodes = unlinked;
+            unlinked = following;
+        }
+        return replace(next);
     }
 
     [[nodiscard]] bool is_removed(const node_base& base) const noexcept override {
@@ -192,49 +295,172 @@ public:
     }
 
     [[nodiscard]] std::size_t size() const noexcept override {
-        // acquire: pairs with publish_snapshot, so the header we read is complete.
+        // acquire: pairs with replace(), so the header we read is complete.
         const snapshot_type* current = subscribers_.load(std::memory_order_acquire);
-        return current != nullptr ? current->size : 0;
+        return current != nullptr ? current->inline_count + current->queued_count : 0;
     }
 
 private:
-    void publish_snapshot(snapshot_type* next) noexcept {
-        // seq_cst: release for publishers (the array is complete before they see it), and the
-        // writer's half of the store-load race with readers entering a dispatch (epoch.hpp).
-        subscribers_.store(next, std::memory_order_seq_cst);
+    /// Builds a snapshot of sorted_ (null when empty).
+    snapshot_type* build() {
+        if (sorted_.empty()) return nullptr;
+        std::uint32_t queued = 0;
+        std::uint64_t max_id = 0;
+        for (const node_type* n : sorted_) {
+            if (n->executor != nullptr) ++queued;
+            max_id = std::max(max_id, n->id);
+        }
+        const auto total = static_cast<std::uint32_t>(sorted_.size());
+        snapshot_type* next = snapshot_type::make(total - queued, queued, queued);
+        next->max_id = max_id;
+        node_type** inline_out = next->nodes();
+        node_type** queued_out = inline_out + (total - queued);
+        for (node_type* n : sorted_) {
+            if (n->executor == nullptr) {
+                *inline_out++ = n;
+            } else {
+                *queued_out++ = n;
+            }
+        }
+        queue_target* targets = next->targets();
+        std::uint32_t target_count = 0;
+        for (const node_type* n : std::span(next->nodes() + (total - queued), queued)) {
+            queue_target* end = targets + target_count;
+            queue_target* found = std::find_if(
+                targets, end, [&](const queue_target& t) { return t.executor == n->executor; });
+            if (found == end) {
+                ::new (found) queue_target{n->executor, 1};
+                ++target_count;
+            } else {
+                ++found->recipients;
+            }
+        }
+        next->target_count = target_count;
+        return next;
     }
 
-    TIDINGS_ALWAYS_INLINE void dispatch(const Event& event, const snapshot_type* current,
-                                        std::optional<std::exception_ptr>& first_error) {
+    /// After a removal: swap in a rebuilt snapshot. If the allocation fails, the removed node
+    /// stays in the current snapshot, flagged removed (so skipped), and is not retired (the
+    /// caller sees null): it is leaked rather than freed under a reader.
+    retired* rebuild_or_keep() noexcept {
+        try {
+            return replace(build());
+        } catch (...) {
+            return nullptr;
+        }
+    }
+
+    /// Publishes `next` and returns the snapshot it replaces.
+    retired* replace(snapshot_type* next) noexcept {
+        snapshot_type* old = subscribers_.load(std::memory_order_relaxed);
+        // seq_cst: release for dispatches (the snapshot is complete before they see it), and
+        // the writer's half of the store-load race with readers entering a dispatch
+        // (detail/epoch.hpp).
+        subscribers_.store(next, std::memory_order_seq_cst);
+        return old;
+    }
+
+    template <class Arg>
+    TIDINGS_ALWAYS_INLINE publish_result dispatch(Arg&& event, const snapshot_type* current,
+                                                  std::optional<std::exception_ptr>& first_error) {
         typename domain_type::read_section section{domain_};
         if constexpr (Threading::is_thread_safe) {
             // The snapshot must be loaded after entering the read section, or a writer could
-            // free it between the two. seq_cst: pairs with publish_snapshot (release suffices
-            // for the array's contents; seq_cst closes the store-load race on the fallback
-            // barrier; it is a plain load on x86).
+            // free it between the two. seq_cst: pairs with replace() (release suffices for the
+            // contents; seq_cst closes the store-load race on the fallback barrier; it is a
+            // plain load on x86).
             current = subscribers_.load(std::memory_order_seq_cst);
-            if (current == nullptr) return;
+            if (current == nullptr) return {};
         }
-        for (node_type* subscriber : *current) {
+        for (node_type* subscriber : std::span(current->nodes(), current->inline_count)) {
             // acquire: pairs with the release store in unlink_locked.
             if (subscriber->removed.load(std::memory_order_acquire)) continue;
+            call(*subscriber, event, &first_error);
+        }
+        if (current->target_count == 0) [[likely]] return {};
+        return enqueue(std::forward<Arg>(event), *current, first_error);
+    }
+
+    /// Calls one subscriber, routing its exception and any self-removal it asks for.
+    TIDINGS_ALWAYS_INLINE void call(node_type& subscriber, const Event& event,
+                                    std::optional<std::exception_ptr>* first_error) noexcept {
+        try {
+            if (subscriber.invoke(subscriber, event) == after_call::remove) [[unlikely]] {
+                host_.remove_in_dispatch(subscriber);
+            }
+        } catch (...) {
+            if (subscriber.removed.load(std::memory_order_acquire)) {
+                host_.remove_in_dispatch(subscriber);  // a `once` handler threw
+            }
+            host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
+                               first_error);
+        }
+    }
+
+    /// Offers the event to every executor of the snapshot: copies for all but the last,
+    /// which takes the event by move when the publisher gave an rvalue.
+    template <class Arg>
+    [[gnu::noinline]] publish_result enqueue(Arg&& event, const snapshot_type& current,
+                                             std::optional<std::exception_ptr>& first_error) {
+        publish_result result;
+        constexpr bool can_copy = std::is_copy_constructible_v<Event>;
+        if (!can_copy && (current.target_count > 1 || std::is_lvalue_reference_v<Arg>)) {
+            if (!first_error.has_value()) {
+                first_error.emplace(std::make_exception_ptr(std::logic_error(
+                    "tidings: a move-only event can be queued to one executor only, and only "
+                    "when published as an rvalue")));
+            }
+            result.dropped = current.target_count;
+            return result;
+        }
+        const queue_target* targets = current.targets();
+        for (std::uint32_t i = 0; i < current.target_count; ++i) {
+            const bool last = i + 1 == current.target_count;
             try {
-                if (subscriber->invoke(*subscriber, event) == after_call::remove) [[unlikely]] {
-                    host_.remove_in_dispatch(*subscriber);
+                bool queued = false;
+                if constexpr (!std::is_lvalue_reference_v<Arg>) {
+                    if (last) {
+                        queued = push(*targets[i].executor, std::move(event), current.max_id,
+                                      targets[i].recipients);
+                    }
                 }
+                if constexpr (can_copy) {
+                    if (!last || std::is_lvalue_reference_v<Arg>) {
+                        queued = push(*targets[i].executor, static_cast<const Event&>(event),
+                                      current.max_id, targets[i].recipients);
+                    }
+                }
+                ++(queued ? result.queued : result.dropped);
             } catch (...) {
-                if (subscriber->removed.load(std::memory_order_acquire)) {
-                    host_.remove_in_dispatch(*subscriber);  // a `once` handler threw
-                }
-                host_.report_error(std::current_exception(), type_name<Event>, subscriber->id,
-                                   first_error);
+                ++result.dropped;
+                if (!first_error.has_value()) first_error.emplace(std::current_exception());
             }
         }
+        return result;
+    }
+
+    template <class Arg>
+    bool push(executor_core& executor, Arg&& event, std::uint64_t max_id,
+              std::uint32_t recipients) {
+        return executor.push([&](task_slot& slot) -> bool {
+            constexpr bool in_slot = fits_in_slot<Event, Threading>;
+            using task = delivery_task<Event, Threading, in_slot>;
+            if constexpr (in_slot) {
+                ::new (slot.storage) task{this, max_id, recipients, std::forward<Arg>(event)};
+            } else {
+                ::new (slot.storage) task{this, max_id, recipients,
+                                          std::make_unique<Event>(std::forward<Arg>(event))};
+            }
+            slot.operation = &task::operation;
+            return !in_slot;
+        });
     }
 
     channel_host<Threading>& host_;
     domain_type& domain_;
     typename Threading::template atomic_type<snapshot_type*> subscribers_{nullptr};
+    std::vector<node_type*> sorted_;  // every linked node, in priority order; guarded by the
+                                      // bus's mutex
 };
 
 /// A subscriber node holding its handler and options. The handler is destroyed when the node
@@ -302,7 +528,9 @@ struct node_impl final : node<Event, Threading> {
         self->release();
     }
 
-    static void deallocate_node(node_base* object) noexcept { delete static_cast<node_impl*>(object); }
+    static void deallocate_node(node_base* object) noexcept {
+        delete static_cast<node_impl*>(object);
+    }
 
     std::optional<payload> payload_;
 };

@@ -1,0 +1,788 @@
+#pragma once
+/// @file executor.hpp
+/// @brief Where queued deliveries run: tidings::manual_executor (the user's loop runs it) and
+/// tidings::thread_executor (owns a worker thread), and tidings::deliver_on to choose one.
+///
+/// Design: an executor has one lane (a task_ring) per producer thread, so a publish writes
+/// only memory of its own thread and the ring's slot, and the events one thread publishes
+/// reach the executor in the order it published them, across event types (per-producer
+/// FIFO). The consumer visits the lanes round-robin in batches. A producer finds its lane
+/// through a small thread-local cache keyed by the executor's never-reused id.
+
+#include <tidings/config.hpp>
+#include <tidings/detail/epoch.hpp>
+#include <tidings/queue.hpp>
+#include <tidings/subscription.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace tidings {
+
+/// @brief How an executor's queues behave. Every field has a sensible default.
+struct executor_options {
+    /// Slots per producer thread (each thread that publishes to the executor gets its own
+    /// lane of this many slots, 64 bytes each). A power of two, at least 2.
+    std::size_t capacity = 1024;
+    /// What a publish does when its lane is full.
+    overflow on_full = overflow::block;
+    /// How the consumer waits for work, and a blocked producer for space.
+    wait_strategy wait = wait_strategy::adaptive;
+    /// adaptive: pause-loop iterations before yielding (about 40 ns each on current x86).
+    std::uint32_t spin_iterations = 2048;
+    /// adaptive: yields before blocking on a futex.
+    std::uint32_t yield_iterations = 32;
+};
+
+/// @brief Counters of one executor. All counts are totals since construction.
+/// Accepted tasks = executed + discarded + pending.
+struct executor_stats {
+    std::uint64_t queued = 0;     ///< tasks accepted (one per publish per executor)
+    std::uint64_t executed = 0;   ///< tasks run
+    std::uint64_t discarded = 0;  ///< accepted tasks thrown away by a discarding stop
+    std::uint64_t dropped = 0;    ///< publishes refused by overflow::drop on a full lane
+    std::uint64_t rejected = 0;   ///< publishes refused because the executor had stopped
+    std::uint64_t cancelled = 0;  ///< deliveries skipped: the subscriber left after the publish
+    std::uint64_t heap_events = 0;  ///< events too large for a slot, stored on the heap
+    std::size_t pending = 0;        ///< tasks queued now
+};
+
+/// @brief Thrown by publish into an executor that has stopped (unless its policy is
+/// overflow::drop, which counts the event in executor_stats::rejected instead).
+class executor_stopped : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// @brief Thrown instead of waiting forever: a publish with overflow::block into a full lane
+/// that only the publishing thread itself drains, or stopping an executor from its own thread.
+class would_deadlock : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+/// @brief What stop() does with tasks still queued.
+enum class stop_mode {
+    drain,    ///< run every accepted task, then stop (the default)
+    discard,  ///< throw queued tasks away, counting them in executor_stats::discarded
+};
+
+/// @brief What a publish did with its queued deliveries (inline subscribers always run).
+struct publish_result {
+    std::uint32_t queued = 0;   ///< executors that accepted the event
+    std::uint32_t dropped = 0;  ///< executors that refused it (overflow::drop: full or stopped)
+    /// @brief True when every executor accepted the event.
+    [[nodiscard]] bool accepted() const noexcept { return dropped == 0; }
+};
+
+namespace detail {
+
+/// One producer thread's lane into one executor.
+struct lane {
+    explicit lane(std::size_t capacity) : ring(capacity) {}
+
+    task_ring ring;
+    /// Owned by the executor and by the producer thread's lane cache; the last one frees it.
+    std::atomic<std::uint32_t> owners{2};
+    /// The producer thread exited; a new producer may take the lane over.
+    std::atomic<bool> abandoned{false};
+    /// The executor is gone; the producer's cache drops the lane on its next look-up.
+    std::atomic<bool> executor_gone{false};
+    /// A producer sleeps on `space` waiting for the consumer to free a slot.
+    std::atomic<bool> producer_waiting{false};
+    std::atomic<std::uint32_t> space{0};
+    /// Producer-owned counters (single writer, relaxed; read by stats()).
+    std::atomic<std::uint64_t> queued{0};
+    std::atomic<std::uint64_t> heap_events{0};
+    /// Immutable once the lane is published in the executor's list.
+    lane* next = nullptr;
+
+    void release() noexcept {
+        // acq_rel: the other owner's last use happens before the deletion.
+        if (owners.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+};
+
+class executor_core;
+
+/// A thread's lanes, by executor id. The first few entries are constant-initialized and
+/// looked up without any TLS guard; the rest live in a vector.
+struct lane_cache_entry {
+    std::uint64_t executor_id = 0;
+    lane* cached = nullptr;
+};
+
+inline constexpr std::size_t lane_cache_ways = 4;
+inline constinit thread_local lane_cache_entry lane_cache[lane_cache_ways]{};
+
+/// Owns every lane reference of this thread; gives them back when the thread exits.
+struct thread_lanes {
+    std::vector<lane_cache_entry> entries;
+    thread_lanes() = default;
+    thread_lanes(const thread_lanes&) = delete;
+    thread_lanes& operator=(const thread_lanes&) = delete;
+    ~thread_lanes() {
+        for (lane_cache_entry& way : lane_cache) way = {};
+        for (const lane_cache_entry& entry : entries) {
+            // release: our last pushes happen before a new owner's (pairs with its acquire CAS).
+            entry.cached->abandoned.store(true, std::memory_order_release);
+            entry.cached->release();
+        }
+    }
+};
+
+inline thread_local thread_lanes this_thread_lanes;
+
+inline constinit std::atomic<std::uint64_t> next_executor_id{1};
+
+/// What a bus needs from an executor on its rare paths (attaching and detaching).
+class executor_client {
+public:
+    /// The executor is being destroyed: unlink every subscription delivering to it.
+    virtual void detach_executor(executor_core& executor) noexcept = 0;
+
+protected:
+    ~executor_client() = default;
+};
+
+/// @brief The shared state of an executor: lanes, wait/notify, attachments to buses, stats.
+///
+/// Thread safety: push() from any thread; the run_* functions and wait_for_work() from one
+/// consumer thread at a time; stats(), pending() from any thread.
+class executor_core {
+public:
+    explicit executor_core(const executor_options& options)
+        : options_(options), id_(next_executor_id.fetch_add(1, std::memory_order_relaxed)) {
+        // relaxed above: ids only need to be distinct.
+        task_ring probe(options.capacity);  // validates the capacity before anything else
+        (void)probe;
+        choose_barrier();
+    }
+
+    executor_core(const executor_core&) = delete;
+    executor_core& operator=(const executor_core&) = delete;
+
+    ~executor_core() {
+        discard_all();
+        lane* current = lanes_.load(std::memory_order_acquire);
+        while (current != nullptr) {
+            lane* next = current->next;
+            // release: producers' caches see the flag before the lane may be reused.
+            current->executor_gone.store(true, std::memory_order_release);
+            current->release();
+            current = next;
+        }
+    }
+
+    [[nodiscard]] const executor_options& options() const noexcept { return options_; }
+
+    // ---- producer side ---------------------------------------------------------------------
+
+    /// The calling thread's lane, created on first use.
+    [[nodiscard]] lane& lane_for_this_thread() {
+        lane_cache_entry& way = lane_cache[id_ % lane_cache_ways];
+        if (way.executor_id == id_) [[likely]] return *way.cached;
+        return lane_slow(way);
+    }
+
+    /// Queues one task built by `build(task_slot&)`. Returns true if queued, false if
+    /// refused by overflow::drop (counted). Throws queue_full, executor_stopped or
+    /// would_deadlock as documented on tidings::overflow.
+    /// Must be called inside a dispatch (a bus read section), so that stop() can wait for it.
+    template <class Build>
+    bool push(Build&& build) {
+        // relaxed: stop() stores false and then waits for every dispatch that could have read
+        // true (an epoch grace period), so a push that reads true completes before the drain.
+        if (!accepting_.load(std::memory_order_relaxed)) [[unlikely]] {
+            return refuse_stopped();
+        }
+        lane& own = lane_for_this_thread();
+        task_slot* slot = own.ring.try_claim();
+        if (slot == nullptr) [[unlikely]] {
+            slot = claim_when_full(own);
+            if (slot == nullptr) return false;
+        }
+        const bool on_heap = build(*slot);
+        own.ring.commit();
+        // relaxed: statistics with a single writer (this producer thread).
+        own.queued.store(own.queued.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+        if (on_heap) {
+            own.heap_events.store(own.heap_events.load(std::memory_order_relaxed) + 1,
+                                  std::memory_order_relaxed);
+        }
+        // Store-load: our commit before our read of `sleeping_`, paired with the consumer's
+        // heavy_barrier between its store of `sleeping_` and its re-check of the lanes.
+        light_barrier();
+        if (sleeping_.load(std::memory_order_relaxed)) [[unlikely]] wake_consumer();
+        return true;
+    }
+
+    // ---- consumer side ---------------------------------------------------------------------
+
+    /// Runs up to `limit` tasks, visiting lanes round-robin in batches. Returns how many ran.
+    std::size_t run_some(std::size_t limit) noexcept {
+        std::size_t ran = 0;
+        for (lane* current = lanes_.load(std::memory_order_acquire);
+             current != nullptr && ran < limit; current = current->next) {
+            const std::size_t batch = std::min<std::size_t>(limit - ran, per_lane_batch);
+            ran += run_lane(*current, batch, ~std::uint64_t{0});
+        }
+        return ran;
+    }
+
+    /// Runs the tasks visible at the call, not those queued while it runs.
+    std::size_t run_visible() noexcept {
+        std::size_t ran = 0;
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            const std::uint64_t end = current->ring.visible_end();
+            ran += run_lane(*current, ~std::size_t{0}, end);
+        }
+        return ran;
+    }
+
+    /// Throws every queued task away; returns how many.
+    std::size_t discard_all() noexcept {
+        std::size_t count = 0;
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            while (task_slot* slot = current->ring.try_front()) {
+                slot->operation(*slot, task_action::discard, this);
+                current->ring.pop();
+                ++count;
+            }
+            notify_space(*current);
+        }
+        add_relaxed(discarded_, count);
+        return count;
+    }
+
+    /// True if some lane has a task (consumer thread).
+    [[nodiscard]] bool has_work() noexcept {
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            if (current->ring.try_front() != nullptr) return true;
+        }
+        return false;
+    }
+
+    /// Waits for work by the configured strategy; `idle_rounds` counts the empty rounds so
+    /// far (the adaptive strategy moves from spinning to yielding to blocking). Returns when
+    /// there may be work, or when wake_consumer() was called.
+    void wait_for_work(std::uint32_t idle_rounds) noexcept {
+        switch (options_.wait) {
+            case wait_strategy::spin:
+                cpu_relax();
+                return;
+            case wait_strategy::yield:
+                std::this_thread::yield();
+                return;
+            case wait_strategy::block:
+                sleep_until_woken();
+                return;
+            case wait_strategy::adaptive:
+                if (idle_rounds < options_.spin_iterations) {
+                    cpu_relax();
+                } else if (idle_rounds < options_.spin_iterations + options_.yield_iterations) {
+                    std::this_thread::yield();
+                } else {
+                    sleep_until_woken();
+                }
+                return;
+        }
+    }
+
+    /// Wakes the consumer if it sleeps (or is about to).
+    void wake_consumer() noexcept {
+        // release: pairs with the acquire load in sleep_until_woken (not for data: the lanes
+        // carry their own release/acquire; this only makes the futex value change).
+        wake_.fetch_add(1, std::memory_order_release);
+        wake_.notify_one();
+    }
+
+    /// Marks the thread that runs the consumer side, for would_deadlock detection.
+    void set_consumer_thread(std::thread::id id) noexcept {
+        consumer_thread_.store(id, std::memory_order_relaxed);  // relaxed: compared by the
+                                                                // same thread that stored it
+    }
+
+    /// Stops accepting new tasks, wakes producers blocked on full lanes (they then throw
+    /// executor_stopped), and waits until no publish that saw the executor accepting is still
+    /// pushing. After it returns, every accepted task is in a lane.
+    void stop_accepting() {
+        // seq_cst: ordered before the epoch increment below, so a dispatch that reads the
+        // new epoch also reads accepting == false.
+        accepting_.store(false, std::memory_order_seq_cst);
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            current->space.fetch_add(1, std::memory_order_release);
+            current->space.notify_all();
+        }
+        if (in_read_section()) {
+            throw would_deadlock(
+                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
+                "for running publishes, and this thread is running one");
+        }
+        wait_for_readers(registry.epoch.fetch_add(1, std::memory_order_seq_cst));
+    }
+
+    [[nodiscard]] bool accepting() const noexcept {
+        return accepting_.load(std::memory_order_acquire);
+    }
+
+    [[nodiscard]] std::size_t pending() const noexcept {
+        std::size_t count = 0;
+        for (const lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            count += current->ring.size();
+        }
+        return count;
+    }
+
+    [[nodiscard]] executor_stats stats() const noexcept {
+        executor_stats result;
+        for (const lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            result.queued += current->queued.load(std::memory_order_relaxed);
+            result.heap_events += current->heap_events.load(std::memory_order_relaxed);
+            result.pending += current->ring.size();
+        }
+        // relaxed: statistics; each counter is exact once the executor is quiescent.
+        result.executed = executed_.load(std::memory_order_relaxed);
+        result.discarded = discarded_.load(std::memory_order_relaxed);
+        result.dropped = dropped_.load(std::memory_order_relaxed);
+        result.rejected = rejected_.load(std::memory_order_relaxed);
+        result.cancelled = cancelled_.load(std::memory_order_relaxed);
+        return result;
+    }
+
+    // ---- attachments to buses --------------------------------------------------------------
+
+    /// Remembers a bus that delivers through this executor: the executor keeps it alive so
+    /// that queued tasks never outlive the channels they point to.
+    void attach(std::shared_ptr<void> bus_core, executor_client& client) {
+        std::lock_guard lock{attach_mutex_};
+        for (const attachment& a : attached_) {
+            if (a.client == &client) return;
+        }
+        attached_.push_back({std::move(bus_core), &client});
+    }
+
+    /// A bus shut down: forget it once no task of it can remain queued.
+    void bus_shut_down(executor_client& client) noexcept {
+        std::lock_guard lock{attach_mutex_};
+        for (attachment& a : attached_) {
+            if (a.client == &client) a.retiring = true;
+        }
+        retiring_.store(true, std::memory_order_release);  // pairs with release_retired
+    }
+
+    /// Consumer: once every lane is empty, releases the buses that shut down before.
+    void release_retired_if_idle() noexcept {
+        // acquire: the bus's shutdown (its unlinks and grace period) happens before.
+        if (!retiring_.load(std::memory_order_acquire)) [[likely]] return;
+        // Read after the flag: tasks of a retiring bus were all pushed before it was set.
+        if (has_work()) return;
+        std::vector<attachment> released;
+        {
+            std::lock_guard lock{attach_mutex_};
+            retiring_.store(false, std::memory_order_relaxed);
+            // Only tasks pushed before the bus's shutdown can reference it, and the caller saw
+            // every lane empty after we read the flag.
+            auto keep = std::stable_partition(attached_.begin(), attached_.end(),
+                                              [](const attachment& a) { return !a.retiring; });
+            released.assign(std::make_move_iterator(keep), std::make_move_iterator(attached_.end()));
+            attached_.erase(keep, attached_.end());
+        }
+        // `released` is destroyed here, outside the lock: a bus core may be freed.
+    }
+
+    /// The executor object is going away: every bus unlinks the subscriptions that deliver
+    /// here, then the executor forgets the buses.
+    void detach_all() noexcept {
+        std::vector<attachment> attached;
+        {
+            std::lock_guard lock{attach_mutex_};
+            attached.swap(attached_);
+        }
+        for (attachment& a : attached) a.client->detach_executor(*this);
+        // `attached` is destroyed here, outside the lock.
+    }
+
+    /// True when the calling thread is this executor's consumer.
+    [[nodiscard]] bool is_consumer_thread() const noexcept {
+        return consumer_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    }
+
+private:
+    static constexpr std::size_t per_lane_batch = 64;
+
+    struct attachment {
+        std::shared_ptr<void> keep_alive;
+        executor_client* client = nullptr;
+        bool retiring = false;
+    };
+
+    static void add_relaxed(std::atomic<std::uint64_t>& counter, std::uint64_t count) noexcept {
+        if (count != 0) counter.fetch_add(count, std::memory_order_relaxed);
+    }
+
+    std::size_t run_lane(lane& current, std::size_t limit, std::uint64_t end) noexcept {
+        std::size_t ran = 0;
+        std::uint64_t cancelled = 0;
+        while (ran < limit && current.ring.head() < end) {
+            task_slot* slot = current.ring.try_front();
+            if (slot == nullptr) break;
+            cancelled += slot->operation(*slot, task_action::run, this);
+            current.ring.pop();
+            ++ran;
+        }
+        if (ran != 0) {
+            // relaxed: statistics with a single writer (the consumer).
+            executed_.store(executed_.load(std::memory_order_relaxed) + ran,
+                            std::memory_order_relaxed);
+            if (cancelled != 0) {
+                cancelled_.store(cancelled_.load(std::memory_order_relaxed) + cancelled,
+                                 std::memory_order_relaxed);
+            }
+            notify_space(current);
+        }
+        return ran;
+    }
+
+    void notify_space(lane& current) noexcept {
+        // Store-load: our pops before our read of `producer_waiting`, paired with the
+        // producer's heavy_barrier between setting it and re-checking for space.
+        light_barrier();
+        if (current.producer_waiting.load(std::memory_order_relaxed)) {
+            current.space.fetch_add(1, std::memory_order_release);
+            current.space.notify_all();
+        }
+    }
+
+    void sleep_until_woken() noexcept {
+        // acquire: see wake_consumer.
+        const std::uint32_t seen = wake_.load(std::memory_order_acquire);
+        sleeping_.store(true, std::memory_order_relaxed);
+        heavy_barrier();  // pairs with light_barrier in push(): see there
+        if (!has_work()) wake_.wait(seen, std::memory_order_acquire);
+        sleeping_.store(false, std::memory_order_relaxed);
+    }
+
+    [[gnu::noinline]] lane& lane_slow(lane_cache_entry& way) {
+        std::vector<lane_cache_entry>& entries = this_thread_lanes.entries;
+        // Drop lanes of executors that are gone, so their memory is freed.
+        for (auto it = entries.begin(); it != entries.end();) {
+            // acquire: pairs with the release store in ~executor_core.
+            if (it->cached->executor_gone.load(std::memory_order_acquire)) {
+                it->cached->release();
+                it = entries.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        lane* found = nullptr;
+        for (const lane_cache_entry& entry : entries) {
+            if (entry.executor_id == id_) found = entry.cached;
+        }
+        if (found == nullptr) {
+            found = adopt_lane();
+            entries.push_back({id_, found});
+        }
+        way = {id_, found};
+        return *found;
+    }
+
+    /// A lane for a new producer thread: an abandoned one if any, else a new one.
+    lane* adopt_lane() {
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            bool abandoned = true;
+            // acquire: pairs with the release store of its previous producer at thread exit.
+            if (current->abandoned.load(std::memory_order_relaxed) &&
+                current->abandoned.compare_exchange_strong(abandoned, false,
+                                                           std::memory_order_acquire)) {
+                current->owners.fetch_add(1, std::memory_order_relaxed);  // we hold the other
+                return current;
+            }
+        }
+        auto* created = new lane(options_.capacity);
+        lane* head = lanes_.load(std::memory_order_relaxed);
+        do {
+            created->next = head;
+            // release: the consumer sees a fully built lane (pairs with its acquire loads).
+        } while (!lanes_.compare_exchange_weak(head, created, std::memory_order_release,
+                                               std::memory_order_relaxed));
+        return created;
+    }
+
+    bool refuse_stopped() {
+        if (options_.on_full == overflow::drop) {
+            rejected_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+            return false;
+        }
+        throw executor_stopped("tidings: publish to an executor that has stopped");
+    }
+
+    /// The lane is full: apply the overflow policy.
+    task_slot* claim_when_full(lane& own) {
+        switch (options_.on_full) {
+            case overflow::drop:
+                dropped_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+                return nullptr;
+            case overflow::fail:
+                throw queue_full("tidings: an executor's queue is full (overflow::fail)");
+            case overflow::block:
+                break;
+        }
+        if (is_consumer_thread()) {
+            throw would_deadlock(
+                "tidings: publishing with overflow::block into a full queue that only this "
+                "thread drains would wait forever");
+        }
+        for (std::uint32_t round = 0;; ++round) {
+            if (task_slot* slot = own.ring.try_claim()) return slot;
+            // relaxed: stop_accepting wakes us after storing false; see push().
+            if (!accepting_.load(std::memory_order_relaxed)) {
+                refuse_stopped();
+                return nullptr;
+            }
+            const bool spin_phase = options_.wait == wait_strategy::spin ||
+                                    (options_.wait == wait_strategy::adaptive &&
+                                     round < options_.spin_iterations);
+            if (spin_phase) {
+                cpu_relax();
+                continue;
+            }
+            if (options_.wait == wait_strategy::yield ||
+                (options_.wait == wait_strategy::adaptive &&
+                 round < options_.spin_iterations + options_.yield_iterations)) {
+                std::this_thread::yield();
+                continue;
+            }
+            const std::uint32_t seen = own.space.load(std::memory_order_acquire);
+            own.producer_waiting.store(true, std::memory_order_relaxed);
+            heavy_barrier();  // pairs with light_barrier in notify_space
+            if (own.ring.full_for_producer() && accepting_.load(std::memory_order_relaxed)) {
+                own.space.wait(seen, std::memory_order_acquire);
+            }
+            own.producer_waiting.store(false, std::memory_order_relaxed);
+        }
+    }
+
+    const executor_options options_;
+    const std::uint64_t id_;
+    std::atomic<lane*> lanes_{nullptr};
+
+    alignas(cache_line_size) std::atomic<bool> accepting_{true};
+    std::atomic<bool> sleeping_{false};
+    std::atomic<std::thread::id> consumer_thread_{};
+
+    alignas(cache_line_size) std::atomic<std::uint32_t> wake_{0};
+    std::atomic<std::uint64_t> executed_{0};  // single writer: the consumer
+    std::atomic<std::uint64_t> cancelled_{0};  // single writer: the consumer
+    std::atomic<std::uint64_t> discarded_{0};
+    std::atomic<std::uint64_t> dropped_{0};
+    std::atomic<std::uint64_t> rejected_{0};
+
+    std::mutex attach_mutex_;
+    std::vector<attachment> attached_;  // guarded by attach_mutex_
+    std::atomic<bool> retiring_{false};
+};
+
+/// Implemented by both executors, so that deliver_on can take either.
+template <class Executor>
+concept executor_type = requires(Executor& executor) {
+    { executor.core() } -> std::same_as<executor_core&>;
+};
+
+}  // namespace detail
+
+/// @brief The option that queues a subscription's deliveries to an executor:
+/// `bus.subscribe<E>(handler, tidings::deliver_on(worker))`.
+template <class Executor>
+struct deliver_on {
+    using is_delivery_option = void;
+    Executor* executor;
+    explicit deliver_on(Executor& target) noexcept : executor(&target) {}
+};
+
+/// @brief An executor the user's own loop runs: deliveries wait in its queues until
+/// run_pending(), run_one() or run_for_at_most(n) is called, in the calling thread. For game
+/// loops, GUI threads and deterministic tests.
+///
+/// Thread safety: publishes may queue to it from any thread; the run functions must not be
+/// called by two threads at once. It can serve several buses, including a
+/// tidings::single_threaded_bus whose thread runs it.
+class manual_executor {
+public:
+    /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
+    explicit manual_executor(const executor_options& options = {})
+        : core_(std::make_shared<detail::executor_core>(options)) {}
+
+    /// @brief Disconnects the subscriptions that deliver here. Tasks still queued are not run:
+    /// they are discarded and counted, and a line on stderr says how many (call run_pending()
+    /// first to deliver them).
+    ~manual_executor() {
+        if (core_ == nullptr) return;
+        try {
+            core_->stop_accepting();
+        } catch (const would_deadlock&) {
+            // Destroyed inside a handler: nothing can wait here; the detach below still waits
+            // where it may.
+        }
+        const std::size_t discarded = core_->discard_all();
+        if (discarded != 0) {
+            std::fprintf(stderr,
+                         "tidings: a manual_executor was destroyed with %zu undelivered tasks\n",
+                         discarded);
+        }
+        core_->detach_all();
+    }
+
+    manual_executor(const manual_executor&) = delete;
+    manual_executor& operator=(const manual_executor&) = delete;
+
+    /// @brief Runs the tasks queued before the call (not those they queue); returns how many.
+    std::size_t run_pending() {
+        core_->set_consumer_thread(std::this_thread::get_id());
+        const std::size_t ran = core_->run_visible();
+        core_->release_retired_if_idle();
+        return ran;
+    }
+
+    /// @brief Runs the oldest task of the next non-empty lane, if any; returns 1 or 0.
+    std::size_t run_one() { return run_for_at_most(1); }
+
+    /// @brief Runs at most `count` tasks; returns how many ran.
+    std::size_t run_for_at_most(std::size_t count) {
+        core_->set_consumer_thread(std::this_thread::get_id());
+        const std::size_t ran = core_->run_some(count);
+        core_->release_retired_if_idle();
+        return ran;
+    }
+
+    /// @brief How many tasks are queued (from any thread; may be stale when used).
+    [[nodiscard]] std::size_t pending() const noexcept { return core_->pending(); }
+
+    /// @brief The executor's counters (from any thread).
+    [[nodiscard]] executor_stats stats() const noexcept { return core_->stats(); }
+
+    /// @brief For tidings internals: the shared state.
+    [[nodiscard]] detail::executor_core& core() noexcept { return *core_; }
+
+private:
+    std::shared_ptr<detail::executor_core> core_;
+};
+
+/// @brief An executor that owns a worker thread (a std::jthread started by the constructor)
+/// and runs queued deliveries on it, in per-producer FIFO order.
+///
+/// stop() (and the destructor) stops accepting, drains or discards what was accepted, and
+/// joins. Publishing to a stopped executor throws tidings::executor_stopped, or counts the
+/// event as rejected with overflow::drop: never a hang, never a silent loss.
+///
+/// Thread safety: every member may be called from any thread, except stop() and the
+/// destructor from the worker thread itself (tidings::would_deadlock).
+class thread_executor {
+public:
+    /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
+    explicit thread_executor(const executor_options& options = {})
+        : core_(std::make_shared<detail::executor_core>(options)),
+          worker_([core = core_.get(), this](std::stop_token) { run(*core); }) {}
+
+    /// @brief stop(stop_mode::drain), then disconnects the subscriptions that deliver here.
+    ~thread_executor() {
+        if (worker_.joinable()) {
+            try {
+                stop(stop_mode::drain);
+            } catch (...) {
+                // Destroyed from inside a handler or its own thread: the documented misuse.
+                TIDINGS_ASSERT(false, "thread_executor destroyed from a handler or its worker");
+            }
+        }
+        core_->detach_all();
+    }
+
+    thread_executor(const thread_executor&) = delete;
+    thread_executor& operator=(const thread_executor&) = delete;
+
+    /// @brief Stops accepting tasks, then drains (runs) or discards the queued ones, and joins
+    /// the worker. Returns how many tasks were discarded (0 with stop_mode::drain).
+    /// Idempotent: a second call returns 0.
+    /// @throws would_deadlock if called from the worker thread or from inside a handler.
+    std::size_t stop(stop_mode mode = stop_mode::drain) {
+        std::lock_guard lock{stop_mutex_};
+        if (!worker_.joinable()) return 0;
+        if (std::this_thread::get_id() == worker_.get_id()) {
+            throw would_deadlock("tidings: a thread_executor cannot stop itself from its worker");
+        }
+        core_->stop_accepting();
+        const std::uint64_t discarded_before = core_->stats().discarded;
+        mode_.store(mode, std::memory_order_relaxed);  // ordered by the release below
+        // release: the mode and every accepted task (stop_accepting waited for their pushes)
+        // happen before the worker's final drain (pairs with its acquire load).
+        stopping_.store(true, std::memory_order_release);
+        core_->wake_consumer();
+        worker_.join();
+        return static_cast<std::size_t>(core_->stats().discarded - discarded_before);
+    }
+
+    /// @brief How many tasks are queued (may be stale when used).
+    [[nodiscard]] std::size_t pending() const noexcept { return core_->pending(); }
+
+    /// @brief The executor's counters.
+    [[nodiscard]] executor_stats stats() const noexcept { return core_->stats(); }
+
+    /// @brief The worker thread's id.
+    [[nodiscard]] std::thread::id thread_id() const noexcept { return worker_.get_id(); }
+
+    /// @brief For tidings internals: the shared state.
+    [[nodiscard]] detail::executor_core& core() noexcept { return *core_; }
+
+private:
+    void run(detail::executor_core& core) noexcept {
+        core.set_consumer_thread(std::this_thread::get_id());
+        std::uint32_t idle_rounds = 0;
+        for (;;) {
+            if (core.run_some(batch_limit) != 0) {
+                idle_rounds = 0;
+                continue;
+            }
+            core.release_retired_if_idle();
+            // acquire: pairs with the release store in stop().
+            if (stopping_.load(std::memory_order_acquire)) {
+                if (mode_.load(std::memory_order_relaxed) == stop_mode::discard) {
+                    core.discard_all();
+                } else {
+                    while (core.run_some(batch_limit) != 0) {
+                    }
+                }
+                return;
+            }
+            core.wait_for_work(idle_rounds);
+            if (idle_rounds != ~std::uint32_t{0}) ++idle_rounds;
+        }
+    }
+
+    static constexpr std::size_t batch_limit = 1024;
+
+    std::shared_ptr<detail::executor_core> core_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<stop_mode> mode_{stop_mode::drain};
+    std::mutex stop_mutex_;
+    std::jthread worker_;  // last: starts after every other member is constructed
+};
+
+}  // namespace tidings

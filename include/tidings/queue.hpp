@@ -1,0 +1,236 @@
+#pragma once
+/// @file queue.hpp
+/// @brief The lock-free bounded queue under every executor: a single-producer single-consumer
+/// ring of cache-line slots, each holding one type-erased task inline, plus the overflow
+/// policies and wait strategies an executor is configured with.
+
+#include <tidings/config.hpp>
+#include <tidings/detail/epoch.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace tidings {
+
+/// @brief What a publish does when an executor's queue (its lane for the publishing thread)
+/// is full.
+enum class overflow {
+    block,  ///< the publisher waits for space: lossless (the default)
+    drop,   ///< the event is not queued; publish_result::dropped and the executor's stats count it
+    fail,   ///< publish throws tidings::queue_full
+};
+
+/// @brief How a thread waits: the executor's consumer for work, a blocked producer for space.
+enum class wait_strategy {
+    spin,      ///< busy-wait with a pause instruction: lowest latency, burns a core while idle
+    yield,     ///< busy-wait with std::this_thread::yield
+    block,     ///< sleep on a futex (C++20 atomic wait) until notified
+    adaptive,  ///< spin, then yield, then block: the default
+};
+
+/// @brief Thrown by publish when an executor's queue is full and its policy is overflow::fail.
+class queue_full : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+/// One pause of a spin loop: tells the core we are spinning (saves power, frees the sibling
+/// hyper-thread).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+/// A full memory barrier. GCC warns that ThreadSanitizer does not model fences; the barriers
+/// here only prevent lost wake-ups (a liveness property TSan does not check), so the warning
+/// is silenced.
+inline void full_fence() noexcept {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#pragma GCC diagnostic pop
+#endif
+}
+
+/// The fast side of an asymmetric store-load barrier: a compiler barrier when the slow side
+/// issues membarrier, a full fence otherwise. Pairs with heavy_barrier().
+inline void light_barrier() noexcept {
+    if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+        full_fence();
+    }
+}
+
+/// The slow side: makes every other thread's earlier stores visible before our later loads,
+/// whichever light_barrier() they ran. Costs a system call with membarrier.
+inline void heavy_barrier() noexcept {
+#if TIDINGS_USE_MEMBARRIER
+    if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
+        syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        return;
+    }
+#endif
+    full_fence();
+}
+
+/// What a task's operation is asked to do.
+enum class task_action : unsigned char {
+    run,      ///< deliver, then destroy the payload
+    discard,  ///< destroy the payload without delivering (a discarding stop)
+};
+
+/// @brief One queue slot: a cache line with a type-erased task stored inline.
+///
+/// `operation(slot, action, context)` runs or discards the task and always destroys its
+/// payload; the slot is then free for reuse.
+struct alignas(cache_line_size) task_slot {
+    using operation_type = std::size_t (*)(task_slot&, task_action, void* context);
+    static constexpr std::size_t storage_size = cache_line_size - sizeof(operation_type);
+
+    operation_type operation;
+    alignas(alignof(std::max_align_t) < 8 ? alignof(std::max_align_t) : 8)
+        std::byte storage[storage_size];
+
+    template <class T>
+    [[nodiscard]] T* as() noexcept {
+        return std::launder(reinterpret_cast<T*>(storage));
+    }
+};
+static_assert(sizeof(task_slot) == cache_line_size, "a task slot is one cache line");
+
+/// @brief A bounded single-producer single-consumer ring of task slots.
+///
+/// Design: the producer owns `tail_` and a cached copy of the consumer's `head_`; the consumer
+/// owns `head_` and a cached copy of `tail_`. Each side re-reads the other's index only when
+/// its cached copy says the ring is full (producer) or empty (consumer), so in a busy stream
+/// the indices' cache lines rarely travel. Indices grow without wrapping (64 bits) and are
+/// masked into the power-of-two slot array.
+///
+/// Thread safety: one producer thread and one consumer thread at a time; size() from any
+/// thread (approximate).
+class task_ring {
+public:
+    /// @throws std::invalid_argument if `capacity` is not a power of two of at least 2.
+    explicit task_ring(std::size_t capacity)
+        : mask_(capacity - 1), slots_(allocate(capacity)) {}
+
+    task_ring(const task_ring&) = delete;
+    task_ring& operator=(const task_ring&) = delete;
+    ~task_ring() {
+        // The owner drains or discards every task before destroying the ring.
+        ::operator delete[](slots_, std::align_val_t{alignof(task_slot)});
+    }
+
+    [[nodiscard]] std::size_t capacity() const noexcept { return mask_ + 1; }
+
+    /// Producer: the next free slot, or null when full. Construct a task in it, then commit().
+    [[nodiscard]] task_slot* try_claim() noexcept {
+        const std::uint64_t tail = producer_.tail.load(std::memory_order_relaxed);  // our own
+        if (tail - producer_.cached_head > mask_) {
+            // acquire: the consumer finished with the slot before publishing its new head
+            // (pairs with the release store in pop()).
+            producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
+            if (tail - producer_.cached_head > mask_) return nullptr;
+        }
+        return &slots_[tail & mask_];
+    }
+
+    /// Producer: publishes the slot returned by the last try_claim().
+    void commit() noexcept {
+        const std::uint64_t tail = producer_.tail.load(std::memory_order_relaxed);
+        // release: the task's construction happens before the consumer reads it (pairs with
+        // the acquire load in try_front()).
+        producer_.tail.store(tail + 1, std::memory_order_release);
+    }
+
+    /// Consumer: the oldest task, or null when empty.
+    [[nodiscard]] task_slot* try_front() noexcept {
+        const std::uint64_t head = consumer_.head.load(std::memory_order_relaxed);  // our own
+        if (head == consumer_.cached_tail) {
+            // acquire: pairs with the release store in commit().
+            consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
+            if (head == consumer_.cached_tail) return nullptr;
+        }
+        return &slots_[head & mask_];
+    }
+
+    /// Consumer: frees the slot returned by try_front() (after its task was run or discarded).
+    void pop() noexcept {
+        const std::uint64_t head = consumer_.head.load(std::memory_order_relaxed);
+        // release: our use of the slot happens before the producer reuses it (pairs with the
+        // acquire load in try_claim()).
+        consumer_.head.store(head + 1, std::memory_order_release);
+    }
+
+    /// Consumer: the index one past the newest task visible now; tasks up to it can be run
+    /// without seeing later ones (run_pending's "what was queued before the call").
+    [[nodiscard]] std::uint64_t visible_end() noexcept {
+        // acquire: pairs with the release store in commit().
+        consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
+        return consumer_.cached_tail;
+    }
+
+    /// Consumer: the index of the next task to run.
+    [[nodiscard]] std::uint64_t head() const noexcept {
+        return consumer_.head.load(std::memory_order_relaxed);
+    }
+
+    /// Any thread: how many tasks are queued (may be stale by the time it is used).
+    [[nodiscard]] std::size_t size() const noexcept {
+        // acquire on both: a consistent-enough pair; head never passes tail.
+        const std::uint64_t head = consumer_.head.load(std::memory_order_acquire);
+        const std::uint64_t tail = producer_.tail.load(std::memory_order_acquire);
+        return tail >= head ? static_cast<std::size_t>(tail - head) : 0;
+    }
+
+    /// True when the producer's view says full (producer thread only).
+    [[nodiscard]] bool full_for_producer() noexcept { return try_claim() == nullptr; }
+
+private:
+    static task_slot* allocate(std::size_t capacity) {
+        if (capacity < 2 || (capacity & (capacity - 1)) != 0) {
+            throw std::invalid_argument("tidings: a queue capacity must be a power of two >= 2");
+        }
+        return static_cast<task_slot*>(
+            ::operator new[](capacity * sizeof(task_slot), std::align_val_t{alignof(task_slot)}));
+    }
+
+    // Written by the producer; read by the consumer only when its cached tail runs out.
+    struct alignas(cache_line_size) producer_side {
+        std::atomic<std::uint64_t> tail{0};
+        std::uint64_t cached_head = 0;
+    };
+    // Written by the consumer; read by the producer only when its cached head says full.
+    struct alignas(cache_line_size) consumer_side {
+        std::atomic<std::uint64_t> head{0};
+        std::uint64_t cached_tail = 0;
+    };
+
+    producer_side producer_;
+    consumer_side consumer_;
+    const std::uint64_t mask_;
+    task_slot* const slots_;
+};
+
+}  // namespace detail
+}  // namespace tidings
