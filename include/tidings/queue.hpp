@@ -120,8 +120,8 @@ static_assert(sizeof(task_slot) == cache_line_size, "a task slot is one cache li
 
 /// @brief A bounded single-producer single-consumer ring of task slots.
 ///
-/// Design: the producer owns `tail_` and a cached copy of the consumer's `head_`; the consumer
-/// owns `head_` and a cached copy of `tail_`. Each side re-reads the other's index only when
+/// Design: the producer owns `tail` and a cached copy of the consumer's `head`; the consumer
+/// owns `head` and a cached copy of `tail`, and publishes `head` once per batch. Each side re-reads the other's index only when
 /// its cached copy says the ring is full (producer) or empty (consumer), so in a busy stream
 /// the indices' cache lines rarely travel. Indices grow without wrapping (64 bits) and are
 /// masked into the power-of-two slot array.
@@ -165,7 +165,7 @@ public:
 
     /// Consumer: the oldest task, or null when empty.
     [[nodiscard]] task_slot* try_front() noexcept {
-        const std::uint64_t head = consumer_.head.load(std::memory_order_relaxed);  // our own
+        const std::uint64_t head = consumer_.local_head;
         if (head == consumer_.cached_tail) {
             // acquire: pairs with the release store in commit().
             consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
@@ -174,12 +174,17 @@ public:
         return &slots_[head & mask_];
     }
 
-    /// Consumer: frees the slot returned by try_front() (after its task was run or discarded).
-    void pop() noexcept {
-        const std::uint64_t head = consumer_.head.load(std::memory_order_relaxed);
-        // release: our use of the slot happens before the producer reuses it (pairs with the
-        // acquire load in try_claim()).
-        consumer_.head.store(head + 1, std::memory_order_release);
+    /// Consumer: moves past the slot returned by try_front() (after its task was run or
+    /// discarded). The producer may reuse it only after release_consumed().
+    void pop() noexcept { ++consumer_.local_head; }
+
+    /// Consumer: hands every popped slot back to the producer. Called once per batch, so that
+    /// a producer waiting on a full ring sees a batch of free slots per cache-line transfer
+    /// instead of one.
+    void release_consumed() noexcept {
+        // release: our use of the slots happens before the producer reuses them (pairs with
+        // the acquire load in try_claim()).
+        consumer_.head.store(consumer_.local_head, std::memory_order_release);
     }
 
     /// Consumer: the index one past the newest task visible now; tasks up to it can be run
@@ -191,9 +196,7 @@ public:
     }
 
     /// Consumer: the index of the next task to run.
-    [[nodiscard]] std::uint64_t head() const noexcept {
-        return consumer_.head.load(std::memory_order_relaxed);
-    }
+    [[nodiscard]] std::uint64_t head() const noexcept { return consumer_.local_head; }
 
     /// Any thread: how many tasks are queued (may be stale by the time it is used).
     [[nodiscard]] std::size_t size() const noexcept {
@@ -220,15 +223,18 @@ private:
         std::atomic<std::uint64_t> tail{0};
         std::uint64_t cached_head = 0;
     };
-    // Written by the consumer; read by the producer only when its cached head says full.
+    // Written by the consumer; `head` is read by the producer only when its cached head says
+    // full. `local_head` runs ahead of `head` within a batch.
     struct alignas(cache_line_size) consumer_side {
         std::atomic<std::uint64_t> head{0};
+        std::uint64_t local_head = 0;
         std::uint64_t cached_tail = 0;
     };
 
     producer_side producer_;
     consumer_side consumer_;
-    const std::uint64_t mask_;
+    // Read by both sides, written never: a line of its own, away from both indices.
+    alignas(cache_line_size) const std::uint64_t mask_;
     task_slot* const slots_;
 };
 
