@@ -3,6 +3,7 @@
 /// @brief tidings::basic_bus, and its two instances tidings::bus (thread-safe) and
 /// tidings::single_threaded_bus.
 
+#include <tidings/command.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
 #include <tidings/detail/bus_core.hpp>
@@ -15,6 +16,8 @@
 
 #include <cstddef>
 #include <functional>
+#include <future>
+#include <string>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -180,6 +183,88 @@ public:
         return {};
     }
 
+    /// @brief Registers the one handler of the command type `Command`.
+    /// @param handler a callable invocable with `const Command&` whose result converts to
+    ///   `Command::result_type` (or anything, when the command declares no result).
+    /// @param options tidings::deliver_on(executor) to run the handler on an executor.
+    /// @return the registration; destroying it removes the handler, with the guarantees of
+    ///   tidings::subscription.
+    /// @throws tidings::duplicate_handler if the command already has a handler on this bus.
+    /// Thread safety: see the class; concurrent registrations of one command type: exactly
+    /// one succeeds.
+    template <class Command, class Handler, class... Options>
+    [[nodiscard]] subscription handle(Handler&& handler, Options&&... options) {
+        static_assert(detail::check_event<Command>());
+        static_assert(command<Command>,
+                      "tidings: a command's result_type must be void or a move-constructible "
+                      "object type (not a reference)");
+        using result = command_result_t<Command>;
+        static_assert(std::is_invocable_v<std::decay_t<Handler>&, const Command&>,
+                      "tidings: a command handler must be callable with `const Command&`");
+        if constexpr (std::is_invocable_v<std::decay_t<Handler>&, const Command&>) {
+            static_assert(std::is_void_v<result> ||
+                              std::is_convertible_v<
+                                  std::invoke_result_t<std::decay_t<Handler>&, const Command&>,
+                                  result>,
+                          "tidings: the command handler's return type does not convert to the "
+                          "command's result_type");
+        }
+        static_assert(((detail::is_deliver_on<std::remove_cvref_t<Options>>::value) && ...),
+                      "tidings: the only option of a command handler is tidings::deliver_on");
+        static_assert(sizeof...(Options) <= 1, "tidings: tidings::deliver_on given twice");
+        using channel_type = detail::command_channel<Command, Threading>;
+        using node_type = detail::command_node_impl<Command, Threading, std::decay_t<Handler>>;
+        auto added = std::make_unique<node_type>(std::forward<Handler>(handler));
+        if constexpr (sizeof...(Options) == 1) {
+            added->executor = executor_of(options...);
+        }
+        auto& target =
+            core_->template channel_for<detail::command_key<Command>, channel_type>();
+        core_->link(target, *added);
+        return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+    }
+
+    /// @brief Runs the command on its one handler and returns the handler's result. With an
+    /// inline handler it runs in this thread; with a queued one this thread waits for it.
+    /// @throws tidings::no_handler if the command has no handler; whatever the handler threw;
+    ///   tidings::would_deadlock when called from the thread of the executor that runs the
+    ///   handler; tidings::executor_stopped / queue_full from that executor's queue.
+    /// Thread safety: see the class.
+    template <class Arg>
+    command_result_t<std::remove_cvref_t<Arg>> send(Arg&& command) {
+        using Command = std::remove_cvref_t<Arg>;
+        static_assert(detail::check_event<Command>());
+        static_assert(tidings::command<Command>,
+                      "tidings: a command's result_type must be void or a move-constructible "
+                      "object type (not a reference)");
+        using channel_type = detail::command_channel<Command, Threading>;
+        auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
+        if (target == nullptr) {
+            throw no_handler("tidings: no handler for the command " +
+                             std::string(detail::type_name<Command>));
+        }
+        return target->send(std::forward<Arg>(command));
+    }
+
+    /// @brief Like send, but returns a std::future of the result (or of the exception): ready
+    /// at once for an inline handler, fulfilled by the executor for a queued one.
+    /// @throws tidings::no_handler if the command has no handler now.
+    template <class Arg>
+    std::future<command_result_t<std::remove_cvref_t<Arg>>> send_async(Arg&& command) {
+        using Command = std::remove_cvref_t<Arg>;
+        static_assert(detail::check_event<Command>());
+        static_assert(tidings::command<Command>,
+                      "tidings: a command's result_type must be void or a move-constructible "
+                      "object type (not a reference)");
+        using channel_type = detail::command_channel<Command, Threading>;
+        auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
+        if (target == nullptr) {
+            throw no_handler("tidings: no handler for the command " +
+                             std::string(detail::type_name<Command>));
+        }
+        return target->send_async(std::forward<Arg>(command));
+    }
+
     /// @brief How many handlers are connected to `Event` now.
     /// Thread safety: any thread; the answer may be stale by the time it is used.
     template <class Event>
@@ -221,6 +306,15 @@ private:
             std::forward<Options>(options)...);
     }
 
+    template <class Executor>
+    static detail::executor_core* executor_of(const deliver_on<Executor>& option) noexcept {
+        static_assert(Threading::is_thread_safe || !std::is_same_v<Executor, thread_executor>,
+                      "tidings: a single_threaded_bus cannot deliver on a thread_executor (its "
+                      "handlers would run on another thread); use a manual_executor that the "
+                      "bus's thread runs, or tidings::bus");
+        return &option.executor->core();
+    }
+
     template <class Event, class Handler, class... Options>
     subscription make_subscription(Handler&& handler, Options&&... options) {
         static_assert((detail::is_subscribe_option<std::remove_cvref_t<Options>> && ...),
@@ -247,13 +341,7 @@ private:
                       "tidings: tidings::deliver_on given twice");
         detail::executor_core* executor = nullptr;
         if constexpr (detail::count_options<detail::is_deliver_on, Options...> != 0) {
-            auto& target_executor = *detail::find_option<detail::is_deliver_on>(options...).executor;
-            using executor_kind = std::remove_cvref_t<decltype(target_executor)>;
-            static_assert(Threading::is_thread_safe || !std::is_same_v<executor_kind, thread_executor>,
-                          "tidings: a single_threaded_bus cannot deliver on a thread_executor (its "
-                          "handlers would run on another thread); use a manual_executor that the "
-                          "bus's thread runs, or tidings::bus");
-            executor = &target_executor.core();
+            executor = executor_of(detail::find_option<detail::is_deliver_on>(options...));
         }
 
         int rank = 0;

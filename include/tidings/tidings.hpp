@@ -3,6 +3,7 @@
 /// @brief Includes every public header of tidings.
 
 #include <tidings/bus.hpp>
+#include <tidings/command.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
 #include <tidings/executor.hpp>

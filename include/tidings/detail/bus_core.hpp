@@ -72,24 +72,24 @@ public:
         }
     }
 
-    /// The channel of `Event`, or null if nothing ever subscribed to or bound a publisher to it.
-    /// Lock-free.
-    template <class Event>
-    [[nodiscard]] channel<Event, Threading>* find_channel() const noexcept {
-        const std::uint32_t index = type_index<Event>();
+    /// The channel of `Key` (an event type, or a command_key), or null if nothing ever
+    /// subscribed to or bound a publisher to it. Lock-free.
+    template <class Key, class Channel = channel<Key, Threading>>
+    [[nodiscard]] Channel* find_channel() const noexcept {
+        const std::uint32_t index = type_index<Key>();
         // acquire: pairs with the release stores in channel_for, so the chunk and the channel
         // are fully constructed when we see their pointers.
         const channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_acquire);
         if (chunk == nullptr) return nullptr;
-        return static_cast<channel<Event, Threading>*>(
+        return static_cast<Channel*>(
             chunk->slots[index % chunk_size].load(std::memory_order_acquire));
     }
 
-    /// The channel of `Event`, created on first use.
-    template <class Event>
-    [[nodiscard]] channel<Event, Threading>& channel_for() {
-        if (auto* found = find_channel<Event>()) return *found;
-        const std::uint32_t index = type_index<Event>();
+    /// The channel of `Key`, created on first use.
+    template <class Key, class Channel = channel<Key, Threading>>
+    [[nodiscard]] Channel& channel_for() {
+        if (auto* found = find_channel<Key, Channel>()) return *found;
+        const std::uint32_t index = type_index<Key>();
         std::lock_guard lock{mutex_};
         channel_chunk* chunk = chunks_[index / chunk_size].load(std::memory_order_relaxed);
         if (chunk == nullptr) {
@@ -98,16 +98,17 @@ public:
         }
         auto& slot = chunk->slots[index % chunk_size];
         if (channel_base<Threading>* existing = slot.load(std::memory_order_relaxed)) {
-            return *static_cast<channel<Event, Threading>*>(existing);
+            return *static_cast<Channel*>(existing);
         }
-        auto* created = new channel<Event, Threading>(*this, domain_);
+        auto* created = new Channel(*this, domain_);
         slot.store(created, std::memory_order_release);  // see find_channel
         return *created;
     }
 
-    /// Links a new node into its channel.
-    template <class Event>
-    void link(channel<Event, Threading>& target, node<Event, Threading>& added) {
+    /// Links a new node into its channel. @throws what the channel's link_locked throws
+    /// (bad_alloc; duplicate_handler for a command), leaving the node unlinked.
+    template <class Channel, class Node>
+    void link(Channel& target, Node& added) {
         if (added.executor != nullptr) {
             // Before linking: from the first queued task on, the executor keeps us alive.
             added.executor->attach(std::shared_ptr<void>(this->shared_from_this()), *this);
@@ -268,6 +269,7 @@ private:
         if (target == nullptr) return 0;
         retired* old = target->unlink_locked(removed);
         if (old == nullptr) return 0;  // unlinked before (once, tracking, shutdown)
+        if (old == &removed) return domain_.retire(old);  // a command: no snapshot to retire
         return domain_.retire(old, &removed);
     }
 

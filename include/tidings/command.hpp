@@ -1,0 +1,319 @@
+#pragma once
+/// @file command.hpp
+/// @brief Commands: a value that asks for something to happen and has exactly one handler,
+/// which may return a result (`bus.handle<C>(fn)`, `bus.send(C{...})`).
+///
+/// Events are facts broadcast to every subscriber; a command is a request with one
+/// responsible handler. A command type declares its result as `using result_type = R;`
+/// (none means void).
+
+#include <tidings/concepts.hpp>
+#include <tidings/config.hpp>
+#include <tidings/detail/channel.hpp>
+#include <tidings/detail/epoch.hpp>
+#include <tidings/detail/type_name.hpp>
+#include <tidings/executor.hpp>
+#include <tidings/queue.hpp>
+#include <tidings/subscription.hpp>
+
+#include <exception>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace tidings {
+
+/// @brief Thrown by `handle` when the command type already has a handler on this bus.
+class duplicate_handler : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+/// @brief Thrown by `send`/`send_async` when the command type has no handler (or its handler
+/// was removed before a queued command ran).
+class no_handler : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+namespace detail {
+
+template <class Command, class = void>
+struct command_result {
+    using type = void;
+};
+template <class Command>
+struct command_result<Command, std::void_t<typename Command::result_type>> {
+    using type = typename Command::result_type;
+};
+
+}  // namespace detail
+
+/// @brief The result a command of type `Command` produces: `Command::result_type`, or void.
+template <class Command>
+using command_result_t = typename detail::command_result<Command>::type;
+
+/// @brief A type that can be a command: an event type whose result_type, if declared, is void
+/// or a move-constructible object type.
+template <class Command>
+concept command =
+    event<Command> && (std::is_void_v<command_result_t<Command>> ||
+                       (std::is_object_v<command_result_t<Command>> &&
+                        std::is_move_constructible_v<command_result_t<Command>>));
+
+namespace detail {
+
+/// Distinguishes a command's channel from an event channel of the same type.
+template <class Command>
+struct command_key {};
+
+template <class Command, class Threading>
+struct command_node : node_base {
+    using result_type = command_result_t<Command>;
+    using invoke_fn = result_type (*)(command_node&, const Command&);
+
+    typename Threading::template atomic_type<bool> removed{false};
+    invoke_fn invoke = nullptr;
+    executor_core* executor = nullptr;
+};
+
+template <class Command, class Threading, class Handler>
+struct command_node_impl final : command_node<Command, Threading> {
+    using base_type = command_node<Command, Threading>;
+    using result_type = command_result_t<Command>;
+
+    template <class H>
+    explicit command_node_impl(H&& handler) : handler_(std::in_place, std::forward<H>(handler)) {
+        this->invoke = &call;
+        this->reclaim = &reclaim_node;
+        this->deallocate = &deallocate_node;
+    }
+
+    static result_type call(base_type& base, const Command& command) {
+        auto& self = static_cast<command_node_impl&>(base);
+        if constexpr (std::is_void_v<result_type>) {
+            std::invoke(*self.handler_, command);
+        } else {
+            return static_cast<result_type>(std::invoke(*self.handler_, command));
+        }
+    }
+
+    static void reclaim_node(retired* object) noexcept {
+        auto* self = static_cast<command_node_impl*>(object);
+        self->handler_.reset();
+        self->release();
+    }
+
+    static void deallocate_node(node_base* object) noexcept {
+        delete static_cast<command_node_impl*>(object);
+    }
+
+    std::optional<Handler> handler_;
+};
+
+template <class Command, class Threading>
+class command_channel;
+
+/// A queued command in a queue slot: the command, the promise of its result.
+template <class Command, class Threading, bool Inline>
+struct command_task {
+    using result_type = command_result_t<Command>;
+
+    command_channel<Command, Threading>* target;
+    std::promise<result_type> promise;
+    std::conditional_t<Inline, Command, std::unique_ptr<Command>> command;
+
+    [[nodiscard]] const Command& get() const noexcept {
+        if constexpr (Inline) {
+            return command;
+        } else {
+            return *command;
+        }
+    }
+
+    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
+        auto* self = slot.as<command_task>();
+        if (action == task_action::run) {
+            self->target->run_queued(self->get(), self->promise,
+                                     *static_cast<executor_core*>(context));
+        } else {
+            self->promise.set_exception(std::make_exception_ptr(executor_stopped(
+                "tidings: the executor discarded a queued command before it ran")));
+        }
+        self->~command_task();
+        return 0;
+    }
+};
+
+/// The channel of one command type: at most one handler, read without a lock.
+template <class Command, class Threading>
+class command_channel final : public channel_base<Threading> {
+public:
+    using node_type = command_node<Command, Threading>;
+    using result_type = command_result_t<Command>;
+    using domain_type = typename Threading::domain_type;
+
+    command_channel(channel_host<Threading>& /*host*/, domain_type& domain) noexcept
+        : domain_(domain) {}
+
+    ~command_channel() override {
+        TIDINGS_ASSERT(handler_.load(std::memory_order_relaxed) == nullptr,
+                       "a command channel destroyed with its handler still linked");
+    }
+
+    /// Links the handler. @throws duplicate_handler if one is linked already.
+    retired* link_locked(node_type& added) {
+        if (handler_.load(std::memory_order_relaxed) != nullptr) {
+            throw duplicate_handler("tidings: the command " + std::string(type_name<Command>) +
+                                    " already has a handler on this bus");
+        }
+        added.channel = static_cast<channel_base<Threading>*>(this);
+        // seq_cst: release for senders (the node is complete), and the writer's half of the
+        // store-load race with readers entering a dispatch (detail/epoch.hpp).
+        handler_.store(&added, std::memory_order_seq_cst);
+        return nullptr;
+    }
+
+    retired* unlink_locked(node_base& base) noexcept override {
+        auto& removed = static_cast<node_type&>(base);
+        removed.removed.store(true, std::memory_order_release);  // pairs with the senders' acquire
+        if (handler_.load(std::memory_order_relaxed) != &removed) return nullptr;
+        handler_.store(nullptr, std::memory_order_seq_cst);  // seq_cst: see link_locked
+        return &removed;  // the node itself is all there is to retire
+    }
+
+    retired* unlink_matching_locked(const executor_core* executor, bool all,
+                                    retired*& nodes) noexcept override {
+        node_type* current = handler_.load(std::memory_order_relaxed);
+        if (current == nullptr || !(all || current->executor == executor)) return nullptr;
+        current->removed.store(true, std::memory_order_release);
+        handler_.store(nullptr, std::memory_order_seq_cst);  // seq_cst: see link_locked
+        current->next_retired = nodes;
+        nodes = current;
+        return nullptr;
+    }
+
+    [[nodiscard]] bool is_removed(const node_base& base) const noexcept override {
+        return static_cast<const node_type&>(base).removed.load(std::memory_order_acquire);
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept override {
+        return handler_.load(std::memory_order_acquire) != nullptr ? 1 : 0;
+    }
+
+    /// Runs the command on its handler: inline in this thread, or queued to the handler's
+    /// executor while this thread waits for the result.
+    template <class Arg>
+    result_type send(Arg&& command) {
+        std::future<result_type> queued;
+        {
+            typename domain_type::read_section section{domain_};
+            node_type* handler = current_handler();
+            if (handler->executor == nullptr) return handler->invoke(*handler, command);
+            if (handler->executor->is_consumer_thread()) {
+                throw would_deadlock("tidings: send of " + std::string(type_name<Command>) +
+                                     " from the thread of the executor that runs its handler "
+                                     "would wait for itself; use send_async");
+            }
+            queued = enqueue(*handler, std::forward<Arg>(command));
+        }
+        // Outside the read section: waiting inside it would hold up every unsubscribe.
+        return queued.get();
+    }
+
+    /// Like send, but returns a future: ready at once for an inline handler (holding its
+    /// result or exception), fulfilled by the executor for a queued one.
+    template <class Arg>
+    std::future<result_type> send_async(Arg&& command) {
+        typename domain_type::read_section section{domain_};
+        node_type* handler = current_handler();
+        if (handler->executor != nullptr) return enqueue(*handler, std::forward<Arg>(command));
+        std::promise<result_type> promise;
+        try {
+            if constexpr (std::is_void_v<result_type>) {
+                handler->invoke(*handler, command);
+                promise.set_value();
+            } else {
+                promise.set_value(handler->invoke(*handler, command));
+            }
+        } catch (...) {
+            promise.set_exception(std::current_exception());
+        }
+        return promise.get_future();
+    }
+
+    /// Runs a queued command on `executor`'s consumer thread.
+    void run_queued(const Command& command, std::promise<result_type>& promise,
+                    executor_core& executor) noexcept {
+        try {
+            typename domain_type::read_section section{domain_};
+            // seq_cst: see link_locked.
+            node_type* handler = handler_.load(std::memory_order_seq_cst);
+            if (handler == nullptr || handler->executor != &executor ||
+                handler->removed.load(std::memory_order_acquire)) {
+                throw no_handler("tidings: the handler of " + std::string(type_name<Command>) +
+                                 " was removed before the queued command ran");
+            }
+            if constexpr (std::is_void_v<result_type>) {
+                handler->invoke(*handler, command);
+                promise.set_value();
+            } else {
+                promise.set_value(handler->invoke(*handler, command));
+            }
+        } catch (...) {
+            try {
+                promise.set_exception(std::current_exception());
+            } catch (...) {  // promise_already_satisfied cannot happen; nothing to do
+            }
+        }
+    }
+
+private:
+    node_type* current_handler() const {
+        // seq_cst: see link_locked.
+        node_type* handler = handler_.load(std::memory_order_seq_cst);
+        // acquire: pairs with the release store in unlink_locked.
+        if (handler == nullptr || handler->removed.load(std::memory_order_acquire)) {
+            throw no_handler("tidings: no handler for the command " +
+                             std::string(type_name<Command>));
+        }
+        return handler;
+    }
+
+    template <class Arg>
+    std::future<result_type> enqueue(node_type& handler, Arg&& command) {
+        std::future<result_type> result;
+        const bool queued = handler.executor->push([&](task_slot& slot) -> bool {
+            constexpr bool in_slot =
+                sizeof(command_task<Command, Threading, true>) <= task_slot::storage_size &&
+                alignof(command_task<Command, Threading, true>) <= 8;
+            using task = command_task<Command, Threading, in_slot>;
+            std::promise<result_type> promise;
+            result = promise.get_future();
+            if constexpr (in_slot) {
+                ::new (slot.storage) task{this, std::move(promise), std::forward<Arg>(command)};
+            } else {
+                ::new (slot.storage) task{this, std::move(promise),
+                                          std::make_unique<Command>(std::forward<Arg>(command))};
+            }
+            slot.operation = &task::operation;
+            return !in_slot;
+        });
+        if (!queued) {
+            throw queue_full("tidings: the executor of the handler of " +
+                             std::string(type_name<Command>) + " refused the command");
+        }
+        return result;
+    }
+
+    domain_type& domain_;
+    typename Threading::template atomic_type<node_type*> handler_{nullptr};
+};
+
+}  // namespace detail
+}  // namespace tidings
