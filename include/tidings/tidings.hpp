@@ -7,6 +7,7 @@
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
 #include <tidings/executor.hpp>
+#include <tidings/observable.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/publisher.hpp>
