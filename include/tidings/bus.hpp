@@ -265,6 +265,20 @@ public:
         return target->send_async(std::forward<Arg>(command));
     }
 
+    /// @brief Keeps the newest `count` events of type `Event` for late subscribers that ask
+    /// for them with tidings::replay; 0 (the default) keeps none and frees what was kept.
+    /// While a channel retains events, its publishes are serialized (one total order): keep
+    /// handlers of retained types short, and do not block in them on a thread that publishes
+    /// the same type.
+    /// Thread safety: see the class.
+    template <class Event>
+    void retain(std::size_t count) {
+        static_assert(detail::check_event<Event>());
+        static_assert(std::is_copy_constructible_v<Event>,
+                      "tidings: retained events are copies: the event type must be copyable");
+        core_->retain(core_->template channel_for<Event>(), count);
+    }
+
     /// @brief How many handlers are connected to `Event` now.
     /// Thread safety: any thread; the answer may be stale by the time it is used.
     template <class Event>
@@ -319,7 +333,8 @@ private:
     subscription make_subscription(Handler&& handler, Options&&... options) {
         static_assert((detail::is_subscribe_option<std::remove_cvref_t<Options>> && ...),
                       "tidings: unknown subscribe option; the options are tidings::priority, "
-                      "tidings::filter, tidings::once, tidings::track and tidings::deliver_on");
+                      "tidings::filter, tidings::once, tidings::track, tidings::deliver_on and "
+                      "tidings::replay");
         static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
                       "tidings: tidings::priority given twice");
         static_assert(detail::count_options<detail::is_filter, Options...> <= 1,
@@ -349,9 +364,49 @@ private:
             rank = detail::find_option<detail::is_priority_trait>(options...).value;
         }
 
+        constexpr bool replays = detail::count_options<detail::is_replay_trait, Options...> != 0;
+        auto& target = core_->template channel_for<Event>();
+        if constexpr (replays) {
+            static_assert(detail::count_options<detail::is_replay_trait, Options...> == 1,
+                          "tidings: tidings::replay given twice");
+            static_assert(!is_once, "tidings: tidings::replay cannot be combined with "
+                                    "tidings::once");
+            const std::size_t limit =
+                detail::find_option<detail::is_replay_trait>(options...).count;
+            auto* kept = core_->retention_of(target);
+            if (kept != nullptr) {
+                // Holding the retention's mutex, no publish of Event runs: the replay and the
+                // link happen between two publishes (see detail::retention).
+                std::lock_guard replay_lock{kept->mutex};
+                if (executor == nullptr) {
+                    using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>,
+                                                        filter_type, tracked_type, false>;
+                    auto added =
+                        std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
+                    added->priority = rank;
+                    core_->link(target, *added);
+                    node_type& linked = *added;
+                    subscription result{std::weak_ptr<detail::bus_core_base>(core_),
+                                        added.release()};
+                    target.replay_inline(linked, limit);
+                    return result;
+                }
+                using gate = detail::replay_gate<Event, std::decay_t<Handler>>;
+                using node_type =
+                    detail::node_impl<Event, Threading, gate, filter_type, tracked_type, false>;
+                auto added = std::make_unique<node_type>(
+                    gate{std::decay_t<Handler>(std::forward<Handler>(handler))}, filter, tracked);
+                added->priority = rank;
+                added->executor = executor;
+                added->id = core_->reserve_id();
+                added->payload_->handler.remaining =
+                    target.replay_queued(added->id, *executor, limit);
+                core_->link(target, *added);
+                return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+            }
+        }
         using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>, filter_type,
                                             tracked_type, is_once>;
-        auto& target = core_->template channel_for<Event>();
         auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
         added->priority = rank;
         added->executor = executor;

@@ -3,6 +3,7 @@
 /// @brief The options a subscription accepts after its handler, in any order:
 /// `bus.subscribe<E>(handler, tidings::priority{10}, tidings::filter(check), tidings::once)`.
 
+#include <cstddef>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -47,6 +48,18 @@ track(std::shared_ptr<T>) -> track<T>;
 template <class T>
 track(std::weak_ptr<T>) -> track<T>;
 
+/// @brief The type of tidings::replay.
+struct replay_t {
+    std::size_t count;
+    /// @brief Replays at most the newest `n` retained events.
+    [[nodiscard]] constexpr replay_t operator()(std::size_t n) const noexcept { return {n}; }
+};
+
+/// @brief The new subscriber first receives the events its channel retained
+/// (`bus.retain<E>(n)`), oldest first, then the live ones, with no gap and no duplicate.
+/// `tidings::replay` replays all that are retained; `tidings::replay(k)` the newest k.
+inline constexpr replay_t replay{static_cast<std::size_t>(-1)};
+
 namespace detail {
 
 template <class T>
@@ -70,11 +83,14 @@ struct is_deliver_on<Option<Executor>> : std::true_type {};
 template <class T>
 inline constexpr bool is_once = std::is_same_v<T, once_t>;
 
+template <class T>
+struct is_replay_trait : std::bool_constant<std::is_same_v<T, replay_t>> {};
+
 /// True for the option types subscribe understands.
 template <class T>
 inline constexpr bool is_subscribe_option =
     is_priority<T> || is_once<T> || is_filter<T>::value || is_track<T>::value ||
-    is_deliver_on<T>::value;
+    is_deliver_on<T>::value || std::is_same_v<T, replay_t>;
 
 /// "No option of this kind was given."
 struct no_option {};

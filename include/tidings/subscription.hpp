@@ -100,6 +100,8 @@ public:
 private:
     template <class>
     friend class basic_bus;
+    template <class>
+    friend class observable;
 
     subscription(std::weak_ptr<detail::bus_core_base> core, detail::node_base* node) noexcept
         : core_(std::move(core)), node_(node) {}

@@ -121,7 +121,7 @@ public:
                     executors_.end()) {
                 executors_.push_back(added.executor);
             }
-            added.id = ++last_id_;
+            if (added.id == 0) added.id = ++last_id_;
             if (shut_down_) {
                 added.removed.store(true, std::memory_order_relaxed);
                 domain_.retire(&added);
@@ -131,6 +131,35 @@ public:
             reclaim = domain_.pending() >= reclaim_threshold;
         }
         if (reclaim) reclaim_some();
+    }
+
+    /// A subscription id handed out before linking (a replaying queued subscriber's tasks
+    /// carry it).
+    [[nodiscard]] std::uint64_t reserve_id() {
+        std::lock_guard lock{mutex_};
+        return ++last_id_;
+    }
+
+    /// The channel's retention, or null if it never retained.
+    template <class Event>
+    [[nodiscard]] retention<Event, Threading>* retention_of(channel<Event, Threading>& target) {
+        std::lock_guard lock{mutex_};
+        return target.retention_if_any();
+    }
+
+    /// Sets how many events the channel keeps. Lock order: the retention's mutex, then ours
+    /// (as in a replaying subscribe).
+    template <class Event>
+    void retain(channel<Event, Threading>& target, std::size_t count) {
+        retention<Event, Threading>* kept = nullptr;
+        {
+            std::lock_guard lock{mutex_};
+            kept = &target.retention_locked();
+        }
+        std::lock_guard retention_lock{kept->mutex};
+        std::lock_guard lock{mutex_};
+        kept->resize(count);
+        if (retired* old = target.refresh_locked()) domain_.retire(old);
     }
 
     void unsubscribe(node_base& removed) noexcept override {

@@ -11,6 +11,7 @@
 
 #include <tidings/config.hpp>
 #include <tidings/detail/epoch.hpp>
+#include <tidings/detail/plain_atomic.hpp>
 #include <tidings/detail/type_name.hpp>
 #include <tidings/executor.hpp>
 #include <tidings/options.hpp>
@@ -19,10 +20,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <new>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -48,6 +51,56 @@ struct node : node_base {
     int priority = 0;
     /// Null for inline delivery; else the executor whose thread calls the handler.
     executor_core* executor = nullptr;
+    /// For a queued subscriber that asked for a replay: delivers one retained event.
+    invoke_fn replay = nullptr;
+};
+
+/// The last N events of a channel, kept for late subscribers. Every publish of a retaining
+/// channel, and every subscription that replays, holds `mutex` for its whole dispatch: the
+/// channel's events then have one total order, which is what makes a replay gap-free and
+/// duplicate-free. A handler may publish the same type again (the mutex is recursive).
+template <class Event, class Threading>
+struct retention {
+    using mutex_type = std::conditional_t<Threading::is_thread_safe, std::recursive_mutex,
+                                          null_mutex>;
+    mutex_type mutex;
+    std::vector<std::optional<Event>> ring;  // guarded by mutex
+    std::size_t first = 0;                   // index of the oldest kept event
+    std::size_t count = 0;
+
+    void keep(const Event& event) {
+        if (ring.empty()) return;
+        const std::size_t capacity = ring.size();
+        if (count < capacity) {
+            ring[(first + count) % capacity].emplace(event);
+            ++count;
+        } else {
+            ring[first].emplace(event);  // overwrites the oldest
+            first = (first + 1) % capacity;
+        }
+    }
+
+    /// Keeps the newest `capacity` events; 0 frees the storage.
+    void resize(std::size_t capacity) {
+        std::vector<std::optional<Event>> kept;
+        kept.reserve(capacity);
+        const std::size_t keep_count = std::min(count, capacity);
+        for (std::size_t i = count - keep_count; i < count; ++i) {
+            kept.push_back(std::move(ring[(first + i) % ring.size()]));
+        }
+        kept.resize(capacity);
+        ring = std::move(kept);
+        if (capacity == 0) ring.shrink_to_fit();
+        first = 0;
+        count = keep_count;
+    }
+
+    /// The newest `limit` kept events, oldest first.
+    template <class Visit>
+    void for_each_newest(std::size_t limit, Visit&& visit) const {
+        const std::size_t n = std::min(limit, count);
+        for (std::size_t i = count - n; i < count; ++i) visit(*ring[(first + i) % ring.size()]);
+    }
 };
 
 /// The bus-side services a channel needs on its rare paths (errors, self-removal).
@@ -95,6 +148,7 @@ struct snapshot final : retired {
     std::uint32_t queued_count = 0;
     std::uint32_t target_count = 0;
     std::uint64_t max_id = 0;  ///< the newest subscription in it (queued tasks carry it)
+    void* retention = nullptr;  ///< the channel's retention while it keeps events, else null
 
     [[nodiscard]] Node** nodes() noexcept {
         return std::launder(reinterpret_cast<Node**>(this + 1));
@@ -163,6 +217,76 @@ struct delivery_task {
     }
 };
 
+/// A replayed event on its way to one queued subscriber (by id): the event inline when it
+/// fits, else on the heap.
+template <class Event, class Threading, bool Inline>
+struct replay_task {
+    channel<Event, Threading>* target;
+    std::uint64_t node_id;
+    std::conditional_t<Inline, Event, std::unique_ptr<Event>> event;
+
+    [[nodiscard]] const Event& get() const noexcept {
+        if constexpr (Inline) {
+            return event;
+        } else {
+            return *event;
+        }
+    }
+
+    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
+        auto* self = slot.as<replay_task>();
+        std::size_t cancelled = 0;
+        if (action == task_action::run) {
+            cancelled = self->target->deliver_replay(self->get(), self->node_id,
+                                                     *static_cast<executor_core*>(context));
+        }
+        self->~replay_task();
+        return cancelled;
+    }
+};
+
+/// The handler of a queued subscriber that asked for a replay: live events that overtake the
+/// replay (they may come from other producers' lanes) wait in `held` until the last replayed
+/// event ran. Touched only by the executor's consumer thread once linked.
+template <class Event, class Handler>
+struct replay_gate {
+    explicit replay_gate(Handler h) : handler(std::move(h)) {}
+
+    Handler handler;
+    std::uint64_t remaining = 0;  ///< replayed events still to come
+    std::deque<Event> held;
+
+    void operator()(const Event& event) {
+        if (remaining != 0) {
+            held.push_back(event);
+            return;
+        }
+        flush();
+        std::invoke(handler, event);
+    }
+    void replay(const Event& event) {
+        finish_one();  // counted first: a throwing handler must not stall the gate
+        std::invoke(handler, event);
+        if (remaining == 0) flush();
+    }
+    void replay_skipped() {
+        finish_one();
+        if (remaining == 0) flush();
+    }
+
+private:
+    void finish_one() noexcept {
+        if (remaining != 0) --remaining;
+    }
+    void flush() {
+        while (!held.empty()) {
+            Event next = std::move(held.front());
+            held.pop_front();
+            std::invoke(handler, next);
+        }
+    }
+};
+
 /// True when a delivery of `Event` fits in a queue slot.
 template <class Event, class Threading>
 inline constexpr bool fits_in_slot =
@@ -182,9 +306,14 @@ public:
         : host_(host), domain_(domain) {}
 
     ~channel() override {
-        // The bus unlinked and retired everything before destroying its channels.
-        TIDINGS_ASSERT(subscribers_.load(std::memory_order_relaxed) == nullptr,
-                       "a channel destroyed with subscribers still linked");
+        // The bus unlinked and retired every subscriber before destroying its channels; a
+        // retaining channel still has its (empty) snapshot, which no reader can hold now.
+        snapshot_type* last = subscribers_.load(std::memory_order_relaxed);
+        if (last != nullptr) {
+            TIDINGS_ASSERT(last->inline_count + last->queued_count == 0,
+                           "a channel destroyed with subscribers still linked");
+            snapshot_type::destroy(last);
+        }
     }
 
     /// Calls every inline subscriber, in priority then subscription order, in this thread,
@@ -224,6 +353,89 @@ public:
             }
         }
         return recipients > reached ? recipients - reached : 0;
+    }
+
+    /// Runs a replayed event for the queued subscriber `node_id` on `executor`'s thread.
+    /// Returns 1 if that subscriber is gone (the delivery is cancelled), else 0.
+    std::size_t deliver_replay(const Event& event, std::uint64_t node_id,
+                               executor_core& executor) noexcept {
+        typename domain_type::read_section section{domain_};
+        // seq_cst: see dispatch().
+        const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
+        if (current == nullptr) return 1;
+        node_type* const* first = current->nodes() + current->inline_count;
+        for (node_type* subscriber : std::span(first, current->queued_count)) {
+            if (subscriber->id != node_id || subscriber->executor != &executor) continue;
+            // acquire: pairs with the release store in unlink_locked.
+            if (subscriber->removed.load(std::memory_order_acquire)) return 1;
+            try {
+                if (subscriber->replay(*subscriber, event) == after_call::remove) {
+                    host_.remove_in_dispatch(*subscriber);
+                }
+            } catch (...) {
+                host_.report_error(std::current_exception(), type_name<Event>, subscriber->id,
+                                   nullptr);
+            }
+            return 0;
+        }
+        return 1;
+    }
+
+    /// The channel's retention, created on first use (caller holds the bus's mutex).
+    retention<Event, Threading>& retention_locked() {
+        if (retention_ == nullptr) retention_ = std::make_unique<retention<Event, Threading>>();
+        return *retention_;
+    }
+
+    /// The retention if this channel ever retained, else null (caller holds the bus's mutex).
+    [[nodiscard]] retention<Event, Threading>* retention_if_any() const noexcept {
+        return retention_.get();
+    }
+
+    /// Rebuilds the snapshot after the retention's size changed (caller holds both mutexes).
+    retired* refresh_locked() { return replace(build()); }
+
+    /// Replays the newest `limit` retained events to a just-linked inline subscriber, oldest
+    /// first, in this thread. Caller holds the retention's mutex (no publish can interleave).
+    /// Exceptions follow the bus's error policy, as for a publish.
+    void replay_inline(node_type& subscriber, std::size_t limit) {
+        std::optional<std::exception_ptr> first_error;
+        {
+            typename domain_type::read_section section{domain_};
+            retention_->for_each_newest(limit, [&](const Event& event) {
+                // acquire: pairs with the release store in unlink_locked (a `once` handler).
+                if (!subscriber.removed.load(std::memory_order_acquire)) {
+                    call(subscriber, event, &first_error);
+                }
+            });
+        }
+        if (first_error.has_value()) std::rethrow_exception(std::move(*first_error));
+    }
+
+    /// Queues the newest `limit` retained events for the queued subscriber `node_id` on
+    /// `executor`, before it is linked. Caller holds the retention's mutex. Returns how many
+    /// the executor accepted.
+    std::uint64_t replay_queued(std::uint64_t node_id, executor_core& executor,
+                                std::size_t limit) {
+        std::uint64_t accepted = 0;
+        typename domain_type::read_section section{domain_};  // stop() waits for pushes in one
+        retention_->for_each_newest(limit, [&](const Event& event) {
+            const bool queued = executor.push([&](task_slot& slot) -> bool {
+                constexpr bool in_slot = sizeof(replay_task<Event, Threading, true>) <=
+                                             task_slot::storage_size &&
+                                         alignof(replay_task<Event, Threading, true>) <= 8;
+                using task = replay_task<Event, Threading, in_slot>;
+                if constexpr (in_slot) {
+                    ::new (slot.storage) task{this, node_id, event};
+                } else {
+                    ::new (slot.storage) task{this, node_id, std::make_unique<Event>(event)};
+                }
+                slot.operation = &task::operation;
+                return !in_slot;
+            });
+            if (queued) ++accepted;
+        });
+        return accepted;
     }
 
     retired* link_locked(node_type& added) {
@@ -303,7 +515,8 @@ public:
 private:
     /// Builds a snapshot of sorted_ (null when empty).
     snapshot_type* build() {
-        if (sorted_.empty()) return nullptr;
+        const bool retaining = retention_ != nullptr && !retention_->ring.empty();
+        if (sorted_.empty() && !retaining) return nullptr;
         std::uint32_t queued = 0;
         std::uint64_t max_id = 0;
         for (const node_type* n : sorted_) {
@@ -336,6 +549,7 @@ private:
             }
         }
         next->target_count = target_count;
+        next->retention = retaining ? retention_.get() : nullptr;
         return next;
     }
 
@@ -372,13 +586,38 @@ private:
             current = subscribers_.load(std::memory_order_seq_cst);
             if (current == nullptr) return {};
         }
-        for (node_type* subscriber : std::span(current->nodes(), current->inline_count)) {
+        if (current->retention != nullptr) [[unlikely]] {
+            return dispatch_retained(std::forward<Arg>(event), first_error);
+        }
+        return deliver(std::forward<Arg>(event), *current, first_error);
+    }
+
+    /// Calls the inline subscribers of `current`, then queues to its executors.
+    template <class Arg>
+    TIDINGS_ALWAYS_INLINE publish_result deliver(Arg&& event, const snapshot_type& current,
+                                                 std::optional<std::exception_ptr>& first_error) {
+        for (node_type* subscriber : std::span(current.nodes(), current.inline_count)) {
             // acquire: pairs with the release store in unlink_locked.
             if (subscriber->removed.load(std::memory_order_acquire)) continue;
             call(*subscriber, event, &first_error);
         }
-        if (current->target_count == 0) [[likely]] return {};
-        return enqueue(std::forward<Arg>(event), *current, first_error);
+        if (current.target_count == 0) [[likely]] return {};
+        return enqueue(std::forward<Arg>(event), current, first_error);
+    }
+
+    /// A publish on a retaining channel: keeps a copy, then delivers, all under the
+    /// retention's mutex (see retention). Called inside the read section.
+    template <class Arg>
+    [[gnu::noinline]] publish_result dispatch_retained(
+        Arg&& event, std::optional<std::exception_ptr>& first_error) {
+        auto& kept = *retention_;
+        std::lock_guard lock{kept.mutex};
+        // Reloaded under the mutex: a replaying subscriber linked itself while holding it.
+        // seq_cst: see dispatch().
+        const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
+        kept.keep(event);
+        if (current == nullptr) return {};
+        return deliver(std::forward<Arg>(event), *current, first_error);
     }
 
     /// Calls one subscriber, routing its exception and any self-removal it asks for.
@@ -461,6 +700,8 @@ private:
     typename Threading::template atomic_type<snapshot_type*> subscribers_{nullptr};
     std::vector<node_type*> sorted_;  // every linked node, in priority order; guarded by the
                                       // bus's mutex
+    std::unique_ptr<retention<Event, Threading>> retention_;  // created under the bus's mutex,
+                                                              // kept until the channel dies
 };
 
 /// A subscriber node holding its handler and options. The handler is destroyed when the node
@@ -480,8 +721,31 @@ struct node_impl final : node<Event, Threading> {
         : payload_(std::in_place, payload{std::forward<H>(handler), std::forward<F>(filter),
                                           std::forward<T>(tracked)}) {
         this->invoke = &call;
+        if constexpr (requires(Handler& h, const Event& e) { h.replay(e); }) {
+            this->replay = &call_replay;
+        }
         this->reclaim = &reclaim_node;
         this->deallocate = &deallocate_node;
+    }
+
+    /// A replayed event: the same checks as a live one, then the handler's replay path.
+    static after_call call_replay(base_type& base, const Event& event) {
+        if constexpr (requires(Handler& h, const Event& e) { h.replay(e); }) {
+            auto& self = static_cast<node_impl&>(base);
+            payload& p = *self.payload_;
+            if constexpr (!std::is_same_v<Filter, no_option>) {
+                if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) {
+                    p.handler.replay_skipped();
+                    return after_call::keep;
+                }
+            }
+            p.handler.replay(event);
+            return after_call::keep;
+        } else {
+            (void)base;
+            (void)event;
+            return after_call::keep;
+        }
     }
 
     static after_call call(base_type& base, const Event& event) {
