@@ -17,8 +17,8 @@
 #include <cstddef>
 #include <functional>
 #include <future>
-#include <string>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -40,11 +40,11 @@ constexpr bool check_event() {
                   "tidings: cannot deduce the event type from this handler (a generic lambda, "
                   "an overloaded function object, or a callable without exactly one "
                   "parameter); name the event type: bus.subscribe<Event>(handler)");
-    static_assert(std::is_reference_v<Event> || std::is_void_v<Event> ||
-                      std::is_object_v<Event>,
+    static_assert(std::is_reference_v<Event> || std::is_void_v<Event> || std::is_object_v<Event>,
                   "tidings: an event type must be an object type (not a function type)");
-    static_assert(!std::is_array_v<Event>, "tidings: an event type cannot be an array; "
-                                           "wrap it in a struct or use std::array");
+    static_assert(!std::is_array_v<Event>,
+                  "tidings: an event type cannot be an array; "
+                  "wrap it in a struct or use std::array");
     static_assert(std::is_same_v<Event, std::remove_cv_t<Event>>,
                   "tidings: an event type cannot be const or volatile; use the plain type");
     static_assert(!std::is_object_v<Event> || std::is_array_v<Event> ||
@@ -202,12 +202,12 @@ public:
         static_assert(std::is_invocable_v<std::decay_t<Handler>&, const Command&>,
                       "tidings: a command handler must be callable with `const Command&`");
         if constexpr (std::is_invocable_v<std::decay_t<Handler>&, const Command&>) {
-            static_assert(std::is_void_v<result> ||
-                              std::is_convertible_v<
-                                  std::invoke_result_t<std::decay_t<Handler>&, const Command&>,
-                                  result>,
-                          "tidings: the command handler's return type does not convert to the "
-                          "command's result_type");
+            static_assert(
+                std::is_void_v<result> ||
+                    std::is_convertible_v<
+                        std::invoke_result_t<std::decay_t<Handler>&, const Command&>, result>,
+                "tidings: the command handler's return type does not convert to the "
+                "command's result_type");
         }
         static_assert(((detail::is_deliver_on<std::remove_cvref_t<Options>>::value) && ...),
                       "tidings: the only option of a command handler is tidings::deliver_on");
@@ -218,8 +218,7 @@ public:
         if constexpr (sizeof...(Options) == 1) {
             added->executor = executor_of(options...);
         }
-        auto& target =
-            core_->template channel_for<detail::command_key<Command>, channel_type>();
+        auto& target = core_->template channel_for<detail::command_key<Command>, channel_type>();
         core_->link(target, *added);
         return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
     }
@@ -309,7 +308,8 @@ private:
     template <class Event, class Member, class Object, class... Options>
     subscription subscribe_member(Member member, Object& object, Options&&... options) {
         static_assert(detail::check_event<Event>());
-        using member_object = typename detail::member_parameter<std::remove_cvref_t<Member>>::object;
+        using member_object =
+            typename detail::member_parameter<std::remove_cvref_t<Member>>::object;
         static_assert(std::is_base_of_v<member_object, std::remove_cv_t<Object>>,
                       "tidings: pass the object the member function belongs to, by reference: "
                       "bus.subscribe(&T::on_event, t)");
@@ -369,8 +369,9 @@ private:
         if constexpr (replays) {
             static_assert(detail::count_options<detail::is_replay_trait, Options...> == 1,
                           "tidings: tidings::replay given twice");
-            static_assert(!is_once, "tidings: tidings::replay cannot be combined with "
-                                    "tidings::once");
+            static_assert(!is_once,
+                          "tidings: tidings::replay cannot be combined with "
+                          "tidings::once");
             const std::size_t limit =
                 detail::find_option<detail::is_replay_trait>(options...).count;
             auto* kept = core_->retention_of(target);
@@ -381,8 +382,8 @@ private:
                 if (executor == nullptr) {
                     using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>,
                                                         filter_type, tracked_type, false>;
-                    auto added =
-                        std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
+                    auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter,
+                                                             tracked);
                     added->priority = rank;
                     core_->link(target, *added);
                     node_type& linked = *added;

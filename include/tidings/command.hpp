@@ -61,10 +61,9 @@ using command_result_t = typename detail::command_result<Command>::type;
 /// @brief A type that can be a command: an event type whose result_type, if declared, is void
 /// or a move-constructible object type.
 template <class Command>
-concept command =
-    event<Command> && (std::is_void_v<command_result_t<Command>> ||
-                       (std::is_object_v<command_result_t<Command>> &&
-                        std::is_move_constructible_v<command_result_t<Command>>));
+concept command = event<Command> &&(std::is_void_v<command_result_t<Command>> ||
+                                    (std::is_object_v<command_result_t<Command>> &&
+                                     std::is_move_constructible_v<command_result_t<Command>>));
 
 namespace detail {
 

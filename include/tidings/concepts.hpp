@@ -26,6 +26,7 @@ concept handler_for = event<Event> && std::is_invocable_v<Handler&, const Event&
 /// convertible to bool.
 template <class Predicate, class Event>
 concept predicate_for = std::is_invocable_v<Predicate&, const Event&> &&
-                        std::convertible_to<std::invoke_result_t<Predicate&, const Event&>, bool>;
+                        std::convertible_to < std::invoke_result_t<Predicate&, const Event&>,
+bool > ;
 
 }  // namespace tidings

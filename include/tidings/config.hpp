@@ -16,10 +16,10 @@
 #ifdef NDEBUG
 #define TIDINGS_ASSERT(cond, msg) ((void)0)
 #else
-#define TIDINGS_ASSERT(cond, msg)                                                     \
-    ((cond) ? (void)0                                                                  \
-            : (std::fprintf(stderr, "tidings: assertion failed: %s (%s:%d)\n", (msg), \
-                            __FILE__, __LINE__),                                       \
+#define TIDINGS_ASSERT(cond, msg)                                                               \
+    ((cond) ? (void)0                                                                           \
+            : (std::fprintf(stderr, "tidings: assertion failed: %s (%s:%d)\n", (msg), __FILE__, \
+                            __LINE__),                                                          \
                std::abort()))
 #endif
 #endif

@@ -50,12 +50,12 @@ struct executor_options {
 /// @brief Counters of one executor. All counts are totals since construction.
 /// Accepted tasks = executed + discarded + pending.
 struct executor_stats {
-    std::uint64_t queued = 0;     ///< tasks accepted (one per publish per executor)
-    std::uint64_t executed = 0;   ///< tasks run
-    std::uint64_t discarded = 0;  ///< accepted tasks thrown away by a discarding stop
-    std::uint64_t dropped = 0;    ///< publishes refused by overflow::drop on a full lane
-    std::uint64_t rejected = 0;   ///< publishes refused because the executor had stopped
-    std::uint64_t cancelled = 0;  ///< deliveries skipped: the subscriber left after the publish
+    std::uint64_t queued = 0;       ///< tasks accepted (one per publish per executor)
+    std::uint64_t executed = 0;     ///< tasks run
+    std::uint64_t discarded = 0;    ///< accepted tasks thrown away by a discarding stop
+    std::uint64_t dropped = 0;      ///< publishes refused by overflow::drop on a full lane
+    std::uint64_t rejected = 0;     ///< publishes refused because the executor had stopped
+    std::uint64_t cancelled = 0;    ///< deliveries skipped: the subscriber left after the publish
     std::uint64_t heap_events = 0;  ///< events too large for a slot, stored on the heap
     std::size_t pending = 0;        ///< tasks queued now
 };
@@ -195,7 +195,8 @@ public:
     /// The calling thread's lane, created on first use.
     [[nodiscard]] lane& lane_for_this_thread() {
         lane_cache_entry& way = lane_cache[id_ % lane_cache_ways];
-        if (way.executor_id == id_) [[likely]] return *way.cached;
+        if (way.executor_id == id_) [[likely]]
+            return *way.cached;
         return lane_slow(way);
     }
 
@@ -219,8 +220,7 @@ public:
         const bool on_heap = build(*slot);
         own.ring.commit();
         // relaxed: statistics with a single writer (this producer thread).
-        own.queued.store(own.queued.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
+        own.queued.store(own.queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         if (on_heap) {
             own.heap_events.store(own.heap_events.load(std::memory_order_relaxed) + 1,
                                   std::memory_order_relaxed);
@@ -228,7 +228,8 @@ public:
         // Store-load: our commit before our read of `sleeping_`, paired with the consumer's
         // heavy_barrier between its store of `sleeping_` and its re-check of the lanes.
         light_barrier();
-        if (sleeping_.load(std::memory_order_relaxed)) [[unlikely]] wake_consumer();
+        if (sleeping_.load(std::memory_order_relaxed)) [[unlikely]]
+            wake_consumer();
         return true;
     }
 
@@ -391,7 +392,8 @@ public:
     /// Consumer: once every lane is empty, releases the buses that shut down before.
     void release_retired_if_idle() noexcept {
         // acquire: the bus's shutdown (its unlinks and grace period) happens before.
-        if (!retiring_.load(std::memory_order_acquire)) [[likely]] return;
+        if (!retiring_.load(std::memory_order_acquire)) [[likely]]
+            return;
         // Read after the flag: tasks of a retiring bus were all pushed before it was set.
         if (has_work()) return;
         std::vector<attachment> released;
@@ -402,7 +404,8 @@ public:
             // every lane empty after we read the flag.
             auto keep = std::stable_partition(attached_.begin(), attached_.end(),
                                               [](const attachment& a) { return !a.retiring; });
-            released.assign(std::make_move_iterator(keep), std::make_move_iterator(attached_.end()));
+            released.assign(std::make_move_iterator(keep),
+                            std::make_move_iterator(attached_.end()));
             attached_.erase(keep, attached_.end());
         }
         // `released` is destroyed here, outside the lock: a bus core may be freed.
@@ -616,7 +619,7 @@ private:
     std::atomic<std::thread::id> consumer_thread_{};
 
     alignas(cache_line_size) std::atomic<std::uint32_t> wake_{0};
-    std::atomic<std::uint64_t> executed_{0};  // single writer: the consumer
+    std::atomic<std::uint64_t> executed_{0};   // single writer: the consumer
     std::atomic<std::uint64_t> cancelled_{0};  // single writer: the consumer
     std::atomic<std::uint64_t> discarded_{0};
     std::atomic<std::uint64_t> dropped_{0};

@@ -169,8 +169,7 @@ public:
         static_assert(std::is_invocable_v<std::decay_t<Handler>&, const T&>,
                       "tidings::observable<T>::observe: the observer must be callable with "
                       "`const T&`");
-        constexpr bool queued =
-            (detail::is_deliver_on<std::remove_cvref_t<Options>>::value || ...);
+        constexpr bool queued = (detail::is_deliver_on<std::remove_cvref_t<Options>>::value || ...);
         std::optional<std::exception_ptr> ignored;
         observer result;
         {
@@ -209,9 +208,8 @@ public:
                             for (const T& value : batch) std::invoke(handler, value);
                         }
                     },
-                    tidings::filter([id](const detail::drain_request& r) {
-                        return r.observer_id == id;
-                    }),
+                    tidings::filter(
+                        [id](const detail::drain_request& r) { return r.observer_id == id; }),
                     std::forward<Options>(options)...);
                 result = observer{std::move(feed), std::move(drain)};
             } else {
@@ -260,8 +258,9 @@ private:
 
     template <class Event, class Threading>
     observable(detail::latest_tag<Event>, basic_bus<Threading>& source) {
-        source_ = source.template subscribe<Event>(
-            [this](const Event& event) { set(T{std::in_place, event}); });
+        source_ = source.template subscribe<Event>([this](const Event& event) {
+            set(T{std::in_place, event});
+        });
     }
 
     template <class Source, class Function>
@@ -296,14 +295,14 @@ private:
     }
 
     mutable std::mutex state_mutex_;
-    T value_;                                    // guarded by state_mutex_
-    std::uint64_t version_ = 0;                  // guarded by state_mutex_
-    std::uint64_t last_observer_id_ = 0;         // guarded by state_mutex_
-    std::deque<detail::change<T>> pending_;      // guarded by state_mutex_
-    bool delivering_ = false;                    // guarded by state_mutex_
-    bus bus_;                                    // carries the changes
-    observer upstream_;                          // a derived observable's link to its source
-    subscription source_;                        // latest(): the link to the bus
+    T value_;                                // guarded by state_mutex_
+    std::uint64_t version_ = 0;              // guarded by state_mutex_
+    std::uint64_t last_observer_id_ = 0;     // guarded by state_mutex_
+    std::deque<detail::change<T>> pending_;  // guarded by state_mutex_
+    bool delivering_ = false;                // guarded by state_mutex_
+    bus bus_;                                // carries the changes
+    observer upstream_;                      // a derived observable's link to its source
+    subscription source_;                    // latest(): the link to the bus
 
     template <class Event, class Threading>
     friend observable<std::optional<Event>> latest(basic_bus<Threading>& bus);

@@ -78,7 +78,7 @@ inline constexpr bool is_priority = std::is_same_v<T, priority>;
 template <class T>
 struct is_deliver_on : std::false_type {};
 template <template <class> class Option, class Executor>
-    requires requires { typename Option<Executor>::is_delivery_option; }
+requires requires { typename Option<Executor>::is_delivery_option; }
 struct is_deliver_on<Option<Executor>> : std::true_type {};
 template <class T>
 inline constexpr bool is_once = std::is_same_v<T, once_t>;
@@ -117,8 +117,8 @@ template <class T>
 struct is_once_trait : std::bool_constant<is_once<T>> {};
 
 template <template <class> class Trait, class... Options>
-inline constexpr std::size_t count_options =
-    (std::size_t{0} + ... + (Trait<std::remove_cvref_t<Options>>::value ? 1 : 0));
+inline constexpr std::size_t count_options = (std::size_t{0} + ... +
+                                              (Trait<std::remove_cvref_t<Options>>::value ? 1 : 0));
 
 }  // namespace detail
 }  // namespace tidings

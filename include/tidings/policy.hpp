@@ -54,9 +54,9 @@ enum class error_policy {
 
 /// @brief What the error handler learns about a handler that threw.
 struct handler_error {
-    std::exception_ptr exception;  ///< what was thrown
-    std::string_view event_type;   ///< the event type's name, e.g. "order_placed"
-    std::uint64_t subscription_id; ///< subscription::id() of the handler that threw
+    std::exception_ptr exception;   ///< what was thrown
+    std::string_view event_type;    ///< the event type's name, e.g. "order_placed"
+    std::uint64_t subscription_id;  ///< subscription::id() of the handler that threw
 };
 
 }  // namespace tidings

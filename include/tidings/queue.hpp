@@ -108,8 +108,8 @@ struct alignas(cache_line_size) task_slot {
     static constexpr std::size_t storage_size = cache_line_size - sizeof(operation_type);
 
     operation_type operation;
-    alignas(alignof(std::max_align_t) < 8 ? alignof(std::max_align_t) : 8)
-        std::byte storage[storage_size];
+    alignas(alignof(std::max_align_t) < 8 ? alignof(std::max_align_t)
+                                          : 8) std::byte storage[storage_size];
 
     template <class T>
     [[nodiscard]] T* as() noexcept {
@@ -121,18 +121,17 @@ static_assert(sizeof(task_slot) == cache_line_size, "a task slot is one cache li
 /// @brief A bounded single-producer single-consumer ring of task slots.
 ///
 /// Design: the producer owns `tail` and a cached copy of the consumer's `head`; the consumer
-/// owns `head` and a cached copy of `tail`, and publishes `head` once per batch. Each side re-reads the other's index only when
-/// its cached copy says the ring is full (producer) or empty (consumer), so in a busy stream
-/// the indices' cache lines rarely travel. Indices grow without wrapping (64 bits) and are
-/// masked into the power-of-two slot array.
+/// owns `head` and a cached copy of `tail`, and publishes `head` once per batch. Each side re-reads
+/// the other's index only when its cached copy says the ring is full (producer) or empty
+/// (consumer), so in a busy stream the indices' cache lines rarely travel. Indices grow without
+/// wrapping (64 bits) and are masked into the power-of-two slot array.
 ///
 /// Thread safety: one producer thread and one consumer thread at a time; size() from any
 /// thread (approximate).
 class task_ring {
 public:
     /// @throws std::invalid_argument if `capacity` is not a power of two of at least 2.
-    explicit task_ring(std::size_t capacity)
-        : mask_(capacity - 1), slots_(allocate(capacity)) {}
+    explicit task_ring(std::size_t capacity) : mask_(capacity - 1), slots_(allocate(capacity)) {}
 
     task_ring(const task_ring&) = delete;
     task_ring& operator=(const task_ring&) = delete;

@@ -13,7 +13,9 @@ namespace tidings {
 
 namespace detail {
 template <class Object, class Event>
-concept has_on_for = requires(Object& object, const Event& event) { object.on(event); };
+concept has_on_for = requires(Object& object, const Event& event) {
+    object.on(event);
+};
 }  // namespace detail
 
 /// @brief Connects `object.on(const E&)` for every `E` in `Events`, as one RAII group.

@@ -116,9 +116,8 @@ public:
         bool reclaim = false;
         {
             std::lock_guard lock{mutex_};
-            if (added.executor != nullptr &&
-                std::find(executors_.begin(), executors_.end(), added.executor) ==
-                    executors_.end()) {
+            if (added.executor != nullptr && std::find(executors_.begin(), executors_.end(),
+                                                       added.executor) == executors_.end()) {
                 executors_.push_back(added.executor);
             }
             if (added.id == 0) added.id = ++last_id_;

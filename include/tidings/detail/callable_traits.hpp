@@ -31,11 +31,11 @@ struct member_parameter {
 };
 
 // One specialization per qualifier combination a handler member function may carry.
-#define TIDINGS_DETAIL_MEMBER_PARAMETER(QUALIFIERS)        \
-    template <class R, class C, class A>                   \
-    struct member_parameter<R (C::*)(A) QUALIFIERS> {      \
-        using type = std::remove_cvref_t<A>;               \
-        using object = C;                                  \
+#define TIDINGS_DETAIL_MEMBER_PARAMETER(QUALIFIERS)   \
+    template <class R, class C, class A>              \
+    struct member_parameter<R (C::*)(A) QUALIFIERS> { \
+        using type = std::remove_cvref_t<A>;          \
+        using object = C;                             \
     };
 TIDINGS_DETAIL_MEMBER_PARAMETER()
 TIDINGS_DETAIL_MEMBER_PARAMETER(const)
@@ -43,7 +43,7 @@ TIDINGS_DETAIL_MEMBER_PARAMETER(noexcept)
 TIDINGS_DETAIL_MEMBER_PARAMETER(const noexcept)
 TIDINGS_DETAIL_MEMBER_PARAMETER(&)
 TIDINGS_DETAIL_MEMBER_PARAMETER(const&)
-TIDINGS_DETAIL_MEMBER_PARAMETER(& noexcept)
+TIDINGS_DETAIL_MEMBER_PARAMETER(&noexcept)
 TIDINGS_DETAIL_MEMBER_PARAMETER(const& noexcept)
 #undef TIDINGS_DETAIL_MEMBER_PARAMETER
 
@@ -58,7 +58,7 @@ struct callable_parameter<F, std::void_t<decltype(&F::operator())>> {
 };
 
 template <class F>
-    requires std::is_function_v<std::remove_pointer_t<F>>
+requires std::is_function_v<std::remove_pointer_t<F>>
 struct callable_parameter<F, void> {
     using type = typename parameter_of<std::remove_cv_t<std::remove_pointer_t<F>>>::type;
 };

@@ -24,8 +24,8 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <new>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -61,8 +61,8 @@ struct node : node_base {
 /// duplicate-free. A handler may publish the same type again (the mutex is recursive).
 template <class Event, class Threading>
 struct retention {
-    using mutex_type = std::conditional_t<Threading::is_thread_safe, std::recursive_mutex,
-                                          null_mutex>;
+    using mutex_type =
+        std::conditional_t<Threading::is_thread_safe, std::recursive_mutex, null_mutex>;
     mutex_type mutex;
     std::vector<std::optional<Event>> ring;  // guarded by mutex
     std::size_t first = 0;                   // index of the oldest kept event
@@ -147,7 +147,7 @@ struct snapshot final : retired {
     std::uint32_t inline_count = 0;
     std::uint32_t queued_count = 0;
     std::uint32_t target_count = 0;
-    std::uint64_t max_id = 0;  ///< the newest subscription in it (queued tasks carry it)
+    std::uint64_t max_id = 0;   ///< the newest subscription in it (queued tasks carry it)
     void* retention = nullptr;  ///< the channel's retention while it keeps events, else null
 
     [[nodiscard]] Node** nodes() noexcept {
@@ -157,8 +157,7 @@ struct snapshot final : retired {
         return std::launder(reinterpret_cast<Node* const*>(this + 1));
     }
     [[nodiscard]] queue_target* targets() noexcept {
-        return std::launder(
-            reinterpret_cast<queue_target*>(nodes() + inline_count + queued_count));
+        return std::launder(reinterpret_cast<queue_target*>(nodes() + inline_count + queued_count));
     }
     [[nodiscard]] const queue_target* targets() const noexcept {
         return std::launder(
@@ -169,9 +168,9 @@ struct snapshot final : retired {
                           std::uint32_t max_targets) {
         static_assert(sizeof(snapshot) % alignof(Node*) == 0, "the array follows the header");
         static_assert(alignof(queue_target) <= alignof(Node*), "targets follow the nodes");
-        void* memory = ::operator new(sizeof(snapshot) +
-                                      (inline_count + queued_count) * sizeof(Node*) +
-                                      max_targets * sizeof(queue_target));
+        void* memory =
+            ::operator new(sizeof(snapshot) + (inline_count + queued_count) * sizeof(Node*) +
+                           max_targets * sizeof(queue_target));
         auto* result = ::new (memory) snapshot;
         result->inline_count = inline_count;
         result->queued_count = queued_count;
@@ -291,8 +290,7 @@ private:
 template <class Event, class Threading>
 inline constexpr bool fits_in_slot =
     sizeof(delivery_task<Event, Threading, true>) <= task_slot::storage_size &&
-    alignof(delivery_task<Event, Threading, true>) <= 8 &&
-    std::is_nothrow_destructible_v<Event>;
+    alignof(delivery_task<Event, Threading, true>) <= 8 && std::is_nothrow_destructible_v<Event>;
 
 /// The channel of one event type.
 template <class Event, class Threading>
@@ -329,7 +327,8 @@ public:
         // An optional, so the common path never runs exception_ptr's out-of-line destructor.
         std::optional<std::exception_ptr> first_error;
         const publish_result result = dispatch(std::forward<Arg>(event), current, first_error);
-        if (first_error.has_value()) [[unlikely]] std::rethrow_exception(std::move(*first_error));
+        if (first_error.has_value()) [[unlikely]]
+            std::rethrow_exception(std::move(*first_error));
         return result;
     }
 
@@ -415,15 +414,14 @@ public:
     /// Queues the newest `limit` retained events for the queued subscriber `node_id` on
     /// `executor`, before it is linked. Caller holds the retention's mutex. Returns how many
     /// the executor accepted.
-    std::uint64_t replay_queued(std::uint64_t node_id, executor_core& executor,
-                                std::size_t limit) {
+    std::uint64_t replay_queued(std::uint64_t node_id, executor_core& executor, std::size_t limit) {
         std::uint64_t accepted = 0;
         typename domain_type::read_section section{domain_};  // stop() waits for pushes in one
         retention_->for_each_newest(limit, [&](const Event& event) {
             const bool queued = executor.push([&](task_slot& slot) -> bool {
-                constexpr bool in_slot = sizeof(replay_task<Event, Threading, true>) <=
-                                             task_slot::storage_size &&
-                                         alignof(replay_task<Event, Threading, true>) <= 8;
+                constexpr bool in_slot =
+                    sizeof(replay_task<Event, Threading, true>) <= task_slot::storage_size &&
+                    alignof(replay_task<Event, Threading, true>) <= 8;
                 using task = replay_task<Event, Threading, in_slot>;
                 if constexpr (in_slot) {
                     ::new (slot.storage) task{this, node_id, event};
@@ -443,10 +441,9 @@ public:
         // priority is greater than or equal to its own (a plain append in the common case).
         auto position = sorted_.end();
         if (!sorted_.empty() && sorted_.back()->priority < added.priority) {
-            position = std::partition_point(sorted_.begin(), sorted_.end(),
-                                            [&](const node_type* n) {
-                                                return n->priority >= added.priority;
-                                            });
+            position = std::partition_point(
+                sorted_.begin(), sorted_.end(),
+                [&](const node_type* n) { return n->priority >= added.priority; });
         }
         sorted_.insert(position, &added);
         snapshot_type* next = nullptr;
@@ -601,7 +598,8 @@ private:
             if (subscriber->removed.load(std::memory_order_acquire)) continue;
             call(*subscriber, event, &first_error);
         }
-        if (current.target_count == 0) [[likely]] return {};
+        if (current.target_count == 0) [[likely]]
+            return {};
         return enqueue(std::forward<Arg>(event), current, first_error);
     }
 
@@ -721,7 +719,7 @@ struct node_impl final : node<Event, Threading> {
         : payload_(std::in_place, payload{std::forward<H>(handler), std::forward<F>(filter),
                                           std::forward<T>(tracked)}) {
         this->invoke = &call;
-        if constexpr (requires(Handler& h, const Event& e) { h.replay(e); }) {
+        if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
             this->replay = &call_replay;
         }
         this->reclaim = &reclaim_node;
@@ -730,7 +728,7 @@ struct node_impl final : node<Event, Threading> {
 
     /// A replayed event: the same checks as a live one, then the handler's replay path.
     static after_call call_replay(base_type& base, const Event& event) {
-        if constexpr (requires(Handler& h, const Event& e) { h.replay(e); }) {
+        if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
             auto& self = static_cast<node_impl&>(base);
             payload& p = *self.payload_;
             if constexpr (!std::is_same_v<Filter, no_option>) {

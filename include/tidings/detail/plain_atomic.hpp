@@ -20,9 +20,7 @@ public:
     [[nodiscard]] T load(std::memory_order = std::memory_order_seq_cst) const noexcept {
         return value_;
     }
-    void store(T value, std::memory_order = std::memory_order_seq_cst) noexcept {
-        value_ = value;
-    }
+    void store(T value, std::memory_order = std::memory_order_seq_cst) noexcept { value_ = value; }
     T exchange(T value, std::memory_order = std::memory_order_seq_cst) noexcept {
         T old = value_;
         value_ = value;

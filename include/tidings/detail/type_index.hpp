@@ -49,7 +49,8 @@ template <class T>
 [[nodiscard]] inline std::uint32_t type_index() noexcept {
     // relaxed: see assign_type_index.
     const std::uint32_t index = type_index_slot<T>.load(std::memory_order_relaxed);
-    if (index != unassigned_type_index) [[likely]] return index;
+    if (index != unassigned_type_index) [[likely]]
+        return index;
     return assign_type_index<T>();
 }
 
