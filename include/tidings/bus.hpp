@@ -64,8 +64,11 @@ constexpr bool check_event() {
 /// (see tidings::single_threaded_bus).
 ///
 /// Guarantees:
-/// - publish takes no lock and allocates nothing; with tidings::thread_safe it writes no memory
-///   shared with other publishing threads.
+/// - In steady state, publish allocates nothing and takes no lock, and with
+///   tidings::thread_safe writes no memory shared with other publishing threads. The
+///   exceptions are rare paths: a thread's first publish registers it (one allocation); a
+///   `once` handler firing, a tracked object found dead, or an exception being reported take
+///   the bus's mutex; a channel that retains events serializes its publishes (see retain).
 /// - A handler may publish, subscribe and unsubscribe (itself or others); a subscription made
 ///   during a dispatch does not receive the event being dispatched; one removed during a
 ///   dispatch before its turn is not called.
@@ -110,7 +113,8 @@ public:
     /// @brief Connects `handler` to the events of type `Event`.
     /// @param handler any callable invocable with `const Event&` (lambda, function pointer,
     ///   function object), or a member function pointer followed by the object to call it on.
-    /// @param options any of tidings::priority, tidings::filter, tidings::once, tidings::track.
+    /// @param options any of tidings::priority, tidings::filter, tidings::once, tidings::track,
+    ///   tidings::deliver_on and tidings::replay (each at most once; replay not with once).
     /// @return the subscription; destroying it disconnects the handler.
     /// Thread safety: see the class. Takes the bus's mutex; never waits for running handlers.
     template <class Event, class Handler, class... Options>
@@ -214,6 +218,7 @@ public:
         static_assert(sizeof...(Options) <= 1, "tidings: tidings::deliver_on given twice");
         using channel_type = detail::command_channel<Command, Threading>;
         using node_type = detail::command_node_impl<Command, Threading, std::decay_t<Handler>>;
+        TIDINGS_ASSERT(core_ != nullptr, "handle on a moved-from bus");
         auto added = std::make_unique<node_type>(std::forward<Handler>(handler));
         if constexpr (sizeof...(Options) == 1) {
             added->executor = executor_of(options...);
@@ -237,6 +242,7 @@ public:
                       "tidings: a command's result_type must be void or a move-constructible "
                       "object type (not a reference)");
         using channel_type = detail::command_channel<Command, Threading>;
+        TIDINGS_ASSERT(core_ != nullptr, "send on a moved-from bus");
         auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
         if (target == nullptr) {
             throw no_handler("tidings: no handler for the command " +
@@ -256,6 +262,7 @@ public:
                       "tidings: a command's result_type must be void or a move-constructible "
                       "object type (not a reference)");
         using channel_type = detail::command_channel<Command, Threading>;
+        TIDINGS_ASSERT(core_ != nullptr, "send on a moved-from bus");
         auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
         if (target == nullptr) {
             throw no_handler("tidings: no handler for the command " +
@@ -275,6 +282,7 @@ public:
         static_assert(detail::check_event<Event>());
         static_assert(std::is_copy_constructible_v<Event>,
                       "tidings: retained events are copies: the event type must be copyable");
+        TIDINGS_ASSERT(core_ != nullptr, "retain on a moved-from bus");
         core_->retain(core_->template channel_for<Event>(), count);
     }
 
@@ -283,19 +291,24 @@ public:
     template <class Event>
     [[nodiscard]] std::size_t subscriber_count() const noexcept {
         static_assert(detail::check_event<Event>());
+        TIDINGS_ASSERT(core_ != nullptr, "subscriber_count on a moved-from bus");
         const auto* target = core_->template find_channel<Event>();
         return target != nullptr ? target->size() : 0;
     }
 
     /// @brief Chooses what happens when a handler throws (default: error_policy::rethrow_first).
     /// Thread safety: any thread; publishes already running may still use the old policy.
-    void set_error_policy(error_policy policy) noexcept { core_->set_error_policy(policy); }
+    void set_error_policy(error_policy policy) noexcept {
+        TIDINGS_ASSERT(core_ != nullptr, "set_error_policy on a moved-from bus");
+        core_->set_error_policy(policy);
+    }
 
     /// @brief Sets the function that receives handler exceptions not rethrown to a publisher.
     /// Without one, they are printed to stderr. It runs in the publishing thread and must not
     /// throw (if it does, std::terminate is called).
     /// Thread safety: any thread.
     void set_error_handler(std::function<void(const handler_error&)> handler) {
+        TIDINGS_ASSERT(core_ != nullptr, "set_error_handler on a moved-from bus");
         core_->set_error_handler(std::move(handler));
     }
 
@@ -364,6 +377,7 @@ private:
             rank = detail::find_option<detail::is_priority_trait>(options...).value;
         }
 
+        TIDINGS_ASSERT(core_ != nullptr, "subscribe on a moved-from bus");
         constexpr bool replays = detail::count_options<detail::is_replay_trait, Options...> != 0;
         auto& target = core_->template channel_for<Event>();
         if constexpr (replays) {

@@ -17,8 +17,9 @@
 namespace tidings {
 
 /// @brief Threading policy of tidings::bus: any function may be called from any thread.
-/// `publish` takes no lock and writes no shared memory; subscribe and unsubscribe take the
-/// bus's mutex and reclaim old snapshots with epochs (see detail/epoch.hpp).
+/// In steady state `publish` takes no lock and writes only the publishing thread's own memory
+/// (see basic_bus for the rare exceptions); subscribe and unsubscribe take the bus's mutex and
+/// reclaim old snapshots with epochs (see detail/epoch.hpp).
 struct thread_safe {
     using mutex_type = std::mutex;
     template <class T>

@@ -21,6 +21,8 @@ struct node_base : retired {
     std::uint64_t id = 0;
     void* channel = nullptr;  ///< the channel_base<Threading> the node was linked into
     void (*deallocate)(node_base*) noexcept = nullptr;
+    /// For a tracked subscription: true once the tracked object is gone.
+    bool (*owner_gone)(const node_base&) noexcept = nullptr;
 
     /// Drops one owner; the last one frees the memory.
     void release() noexcept {
@@ -42,10 +44,14 @@ public:
 /// @brief A connected handler. Move-only; destroying it disconnects the handler.
 ///
 /// Guarantees: when unsubscribe() (or the destructor) returns, the handler is not running in
-/// any other thread and is never called again. Called inside a dispatch (from a handler,
-/// including the handler itself), it returns at once without waiting for calls running in
-/// other threads (waiting there could deadlock two handlers that unsubscribe each other); the
-/// handler is still never *started* again. A subscription may outlive its bus.
+/// any other thread and is never called again. To give that, it waits for every dispatch in
+/// the process that began before it (on any tidings::bus): do not unsubscribe while holding a
+/// lock that a running handler waits for. Called inside a dispatch (from a handler, including
+/// the handler itself), it returns at once without waiting (waiting there could deadlock two
+/// handlers that unsubscribe each other): the handler is not called again by this thread, nor
+/// by any dispatch that begins afterwards, but a dispatch already running in another thread
+/// that has just checked the subscription may still make one last call. A subscription may
+/// outlive its bus.
 ///
 /// Thread safety: one subscription object must not be used by two threads at once, like any
 /// object; different subscriptions, and the bus, may be used from any thread (for a

@@ -182,7 +182,13 @@ public:
 
     [[nodiscard]] bool connected(const node_base& node) const noexcept override {
         if (node.channel == nullptr) return false;
-        return !static_cast<const channel_base<Threading>*>(node.channel)->is_removed(node);
+        // A read section: a tracked node's owner check reads its handler's state, which a
+        // concurrent unsubscribe may reclaim only after we leave.
+        typename domain_type::read_section section{domain_};
+        if (static_cast<const channel_base<Threading>*>(node.channel)->is_removed(node)) {
+            return false;
+        }
+        return node.owner_gone == nullptr || !node.owner_gone(node);
     }
 
     void remove_in_dispatch(node_base& removed) noexcept override {
@@ -345,7 +351,7 @@ private:
     }
 
     mutable mutex_type mutex_;
-    domain_type domain_;
+    mutable domain_type domain_;
     atomic_type<channel_chunk*> chunks_[chunk_count]{};
     std::uint64_t last_id_ = 0;  // guarded by mutex_
     bool shut_down_ = false;     // guarded by mutex_

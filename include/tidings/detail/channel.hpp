@@ -722,6 +722,9 @@ struct node_impl final : node<Event, Threading> {
         if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
             this->replay = &call_replay;
         }
+        if constexpr (!std::is_same_v<Tracked, no_option>) {
+            this->owner_gone = &tracked_owner_gone;
+        }
         this->reclaim = &reclaim_node;
         this->deallocate = &deallocate_node;
     }
@@ -749,10 +752,9 @@ struct node_impl final : node<Event, Threading> {
     static after_call call(base_type& base, const Event& event) {
         auto& self = static_cast<node_impl&>(base);
         payload& p = *self.payload_;
-        if constexpr (!std::is_same_v<Filter, no_option>) {
-            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) return after_call::keep;
-        }
         if constexpr (!std::is_same_v<Tracked, no_option>) {
+            // Locked first: neither the filter nor the handler may run on a dead object, and
+            // the object stays alive while they run.
             const auto alive = p.tracked.object.lock();
             if (alive == nullptr) {
                 bool expected = false;
@@ -762,10 +764,17 @@ struct node_impl final : node<Event, Threading> {
                            ? after_call::remove
                            : after_call::keep;
             }
-            return call_handler(self, p, event);
+            return filter_then_call(self, p, event);
         } else {
-            return call_handler(self, p, event);
+            return filter_then_call(self, p, event);
         }
+    }
+
+    static after_call filter_then_call(node_impl& self, payload& p, const Event& event) {
+        if constexpr (!std::is_same_v<Filter, no_option>) {
+            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) return after_call::keep;
+        }
+        return call_handler(self, p, event);
     }
 
     static after_call call_handler(node_impl& self, payload& p, const Event& event) {
@@ -781,6 +790,16 @@ struct node_impl final : node<Event, Threading> {
             (void)self;
             std::invoke(p.handler, event);
             return after_call::keep;
+        }
+    }
+
+    static bool tracked_owner_gone(const node_base& base) noexcept {
+        if constexpr (!std::is_same_v<Tracked, no_option>) {
+            const auto& self = static_cast<const node_impl&>(base);
+            return !self.payload_.has_value() || self.payload_->tracked.object.expired();
+        } else {
+            (void)base;
+            return false;
         }
     }
 
