@@ -253,7 +253,9 @@ public:
 
     /// @brief Like send, but returns a std::future of the result (or of the exception): ready
     /// at once for an inline handler, fulfilled by the executor for a queued one.
-    /// @throws tidings::no_handler if the command has no handler now.
+    /// @throws tidings::no_handler if the command has no handler now; for a queued handler,
+    ///   what its executor's queue throws (executor_stopped, would_deadlock from a blocking
+    ///   push on the executor's own thread) or queue_full when overflow::drop refused it.
     template <class Arg>
     std::future<command_result_t<std::remove_cvref_t<Arg>>> send_async(Arg&& command) {
         using Command = std::remove_cvref_t<Arg>;
@@ -388,36 +390,47 @@ private:
                           "tidings::once");
             const std::size_t limit =
                 detail::find_option<detail::is_replay_trait>(options...).count;
-            auto* kept = core_->retention_of(target);
-            if (kept != nullptr) {
-                // Holding the retention's mutex, no publish of Event runs: the replay and the
-                // link happen between two publishes (see detail::retention).
-                std::lock_guard replay_lock{kept->mutex};
-                if (executor == nullptr) {
-                    using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>,
-                                                        filter_type, tracked_type, false>;
-                    auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter,
-                                                             tracked);
-                    added->priority = rank;
-                    core_->link(target, *added);
-                    node_type& linked = *added;
-                    subscription result{std::weak_ptr<detail::bus_core_base>(core_),
-                                        added.release()};
-                    target.replay_inline(linked, limit);
-                    return result;
-                }
+            static_assert(std::is_copy_constructible_v<Event>,
+                          "tidings: tidings::replay delivers copies of retained events: the "
+                          "event type must be copyable");
+            if (auto* kept = core_->retention_of(target)) {
                 using gate = detail::replay_gate<Event, std::decay_t<Handler>>;
                 using node_type =
                     detail::node_impl<Event, Threading, gate, filter_type, tracked_type, false>;
+                std::unique_lock replay_lock{kept->mutex};
+                // Holding the retention's mutex, no other thread publishes Event: the copy of
+                // the retained events and the link happen between two publishes, so the
+                // replay ends exactly where the live events begin (see detail::retention).
+                const std::vector<Event> events = target.retained_copy(limit);
                 auto added = std::make_unique<node_type>(
-                    gate{std::decay_t<Handler>(std::forward<Handler>(handler))}, filter, tracked);
+                    gate{std::decay_t<Handler>(std::forward<Handler>(handler)), events.size()},
+                    filter, tracked);
                 added->priority = rank;
                 added->executor = executor;
-                added->id = core_->reserve_id();
-                added->payload_->handler.remaining =
-                    target.replay_queued(added->id, *executor, limit);
                 core_->link(target, *added);
-                return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+                node_type& linked = *added;
+                subscription result{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+                if (executor == nullptr) {
+                    // Inline: replayed here, still under the mutex, so that no live event from
+                    // another thread reaches the gate while it replays.
+                    target.replay_inline(linked, events);
+                    return result;
+                }
+                // Queued: live events from other threads may now be queued too; the gate on
+                // the executor holds them until the replay ran. Pushing without the mutex
+                // keeps a full queue from blocking every publisher of Event.
+                replay_lock.unlock();
+                std::uint64_t accepted = 0;
+                try {
+                    target.replay_queued(linked.id, *executor, events, accepted);
+                } catch (...) {
+                    linked.payload_->handler.cancel(events.size() - accepted);
+                    throw;  // `result` unsubscribes
+                }
+                if (accepted != events.size()) {
+                    linked.payload_->handler.cancel(events.size() - accepted);
+                }
+                return result;
             }
         }
         using node_type = detail::node_impl<Event, Threading, std::decay_t<Handler>, filter_type,

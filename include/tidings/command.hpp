@@ -304,8 +304,10 @@ private:
             return !in_slot;
         });
         if (!queued) {
+            // overflow::drop refused it (its queue is full, or it has stopped).
             throw queue_full("tidings: the executor of the handler of " +
-                             std::string(type_name<Command>) + " refused the command");
+                             std::string(type_name<Command>) +
+                             " refused the command (overflow::drop: full or stopped)");
         }
         return result;
     }

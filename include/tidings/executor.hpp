@@ -108,6 +108,8 @@ struct lane {
     /// A producer sleeps on `space` waiting for the consumer to free a slot.
     alignas(cache_line_size) std::atomic<bool> producer_waiting{false};
     std::atomic<std::uint32_t> space{0};
+    /// Consumer-only: where run_pending stops in this lane.
+    std::uint64_t run_until = 0;
     /// Immutable once the lane is published in the executor's list.
     lane* next = nullptr;
 
@@ -235,24 +237,36 @@ public:
 
     // ---- consumer side ---------------------------------------------------------------------
 
-    /// Runs up to `limit` tasks, visiting lanes round-robin in batches. Returns how many ran.
+    /// Runs up to `limit` tasks, visiting lanes round-robin in batches, starting after the
+    /// lane where the previous call stopped (so that small limits starve no producer).
+    /// Returns how many ran.
     std::size_t run_some(std::size_t limit) noexcept {
+        lane* const head = lanes_.load(std::memory_order_acquire);
+        if (head == nullptr) return 0;
         std::size_t ran = 0;
-        for (lane* current = lanes_.load(std::memory_order_acquire);
-             current != nullptr && ran < limit; current = current->next) {
+        lane* current = cursor_ != nullptr && cursor_->next != nullptr ? cursor_->next : head;
+        // One full cycle over the lanes, or until the limit.
+        for (lane* const first = current; ran < limit;) {
             const std::size_t batch = std::min<std::size_t>(limit - ran, per_lane_batch);
             ran += run_lane(*current, batch, ~std::uint64_t{0});
+            cursor_ = current;
+            current = current->next != nullptr ? current->next : head;
+            if (current == first) break;
         }
         return ran;
     }
 
-    /// Runs the tasks visible at the call, not those queued while it runs.
+    /// Runs the tasks visible at the call, not those queued while it runs (every lane's end
+    /// is read before any task runs).
     std::size_t run_visible() noexcept {
+        lane* const head = lanes_.load(std::memory_order_acquire);
+        for (lane* current = head; current != nullptr; current = current->next) {
+            current->run_until = current->ring.visible_end();
+        }
         std::size_t ran = 0;
-        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
-             current = current->next) {
-            const std::uint64_t end = current->ring.visible_end();
-            ran += run_lane(*current, ~std::size_t{0}, end);
+        // Lanes created meanwhile are added before `head`, so this walk does not see them.
+        for (lane* current = head; current != nullptr; current = current->next) {
+            ran += run_lane(*current, ~std::size_t{0}, current->run_until);
         }
         return ran;
     }
@@ -322,6 +336,11 @@ public:
     /// executor_stopped), and waits until no publish that saw the executor accepting is still
     /// pushing. After it returns, every accepted task is in a lane.
     void stop_accepting() {
+        if (in_read_section()) {
+            throw would_deadlock(
+                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
+                "for running publishes, and this thread is running one");
+        }
         // seq_cst: ordered before the epoch increment below, so a dispatch that reads the
         // new epoch also reads accepting == false.
         accepting_.store(false, std::memory_order_seq_cst);
@@ -329,11 +348,6 @@ public:
              current = current->next) {
             current->space.fetch_add(1, std::memory_order_release);
             current->space.notify_all();
-        }
-        if (in_read_section()) {
-            throw would_deadlock(
-                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
-                "for running publishes, and this thread is running one");
         }
         wait_for_readers(registry.epoch.fetch_add(1, std::memory_order_seq_cst));
     }
@@ -613,6 +627,7 @@ private:
     const executor_options options_;
     const std::uint64_t id_;
     std::atomic<lane*> lanes_{nullptr};
+    lane* cursor_ = nullptr;  // consumer-only: the lane run_some served last
 
     alignas(cache_line_size) std::atomic<bool> accepting_{true};
     std::atomic<bool> sleeping_{false};
@@ -658,7 +673,12 @@ class manual_executor {
 public:
     /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
     explicit manual_executor(const executor_options& options = {})
-        : core_(std::make_shared<detail::executor_core>(options)) {}
+        : core_(std::make_shared<detail::executor_core>(options)) {
+        // Until some thread runs it, the constructing thread is taken to be its loop's thread
+        // (for would_deadlock: a blocking publish from it into a full queue would wait
+        // forever).
+        core_->set_consumer_thread(std::this_thread::get_id());
+    }
 
     /// @brief Disconnects the subscriptions that deliver here. Tasks still queued are not run:
     /// they are discarded and counted, and a line on stderr says how many (call run_pending()

@@ -17,7 +17,8 @@ struct priority {
 };
 
 /// @brief A check that must hold for the handler to run: the "condition" of a listener rule.
-/// The predicate is called with `const E&` in the publisher's thread, just before the handler.
+/// The predicate is called with `const E&` just before the handler, in the thread that runs
+/// the handler (the publisher's, or the executor's for a queued subscriber).
 template <class Predicate>
 struct filter {
     Predicate predicate;

@@ -132,13 +132,6 @@ public:
         if (reclaim) reclaim_some();
     }
 
-    /// A subscription id handed out before linking (a replaying queued subscriber's tasks
-    /// carry it).
-    [[nodiscard]] std::uint64_t reserve_id() {
-        std::lock_guard lock{mutex_};
-        return ++last_id_;
-    }
-
     /// The channel's retention, or null if it never retained.
     template <class Event>
     [[nodiscard]] retention<Event, Threading>* retention_of(channel<Event, Threading>& target) {

@@ -19,6 +19,7 @@
 #include <tidings/subscription.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -244,19 +245,28 @@ struct replay_task {
     }
 };
 
-/// The handler of a queued subscriber that asked for a replay: live events that overtake the
-/// replay (they may come from other producers' lanes) wait in `held` until the last replayed
-/// event ran. Touched only by the executor's consumer thread once linked.
+/// The handler of a subscriber that asked for a replay. It is linked before its replay runs,
+/// so live events can reach it first: from other producers' lanes (queued), or from the
+/// replaying handler itself publishing the same type (inline). Those wait in `held` until the
+/// last replayed event ran, then follow in order. `held` is touched only by the thread that
+/// delivers to this subscriber (its executor's consumer, or a publisher holding the
+/// retention's mutex); `remaining` also by the subscribing thread, for replayed events its
+/// executor refused.
 template <class Event, class Handler>
 struct replay_gate {
-    explicit replay_gate(Handler h) : handler(std::move(h)) {}
+    replay_gate(Handler h, std::uint64_t expected) : handler(std::move(h)), remaining(expected) {}
+    replay_gate(replay_gate&& other) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+        : handler(std::move(other.handler)),
+          remaining(other.remaining.load(std::memory_order_relaxed)),  // before publication
+          held(std::move(other.held)) {}
 
     Handler handler;
-    std::uint64_t remaining = 0;  ///< replayed events still to come
+    std::atomic<std::uint64_t> remaining;  ///< replayed events still to come
     std::deque<Event> held;
 
     void operator()(const Event& event) {
-        if (remaining != 0) {
+        // acquire: pairs with the release decrement by the subscribing thread (refused).
+        if (remaining.load(std::memory_order_acquire) != 0) {
             held.push_back(event);
             return;
         }
@@ -264,18 +274,21 @@ struct replay_gate {
         std::invoke(handler, event);
     }
     void replay(const Event& event) {
-        finish_one();  // counted first: a throwing handler must not stall the gate
+        const bool last = finish(1);  // counted first: a throwing handler must not stall us
         std::invoke(handler, event);
-        if (remaining == 0) flush();
+        if (last) flush();
     }
     void replay_skipped() {
-        finish_one();
-        if (remaining == 0) flush();
+        if (finish(1)) flush();
     }
+    /// Replayed events that will never come (refused by the executor).
+    void cancel(std::uint64_t count) noexcept { finish(count); }
 
 private:
-    void finish_one() noexcept {
-        if (remaining != 0) --remaining;
+    /// Returns true when this made `remaining` reach 0.
+    bool finish(std::uint64_t count) noexcept {
+        // acq_rel: see operator().
+        return remaining.fetch_sub(count, std::memory_order_acq_rel) == count;
     }
     void flush() {
         while (!held.empty()) {
@@ -367,14 +380,7 @@ public:
             if (subscriber->id != node_id || subscriber->executor != &executor) continue;
             // acquire: pairs with the release store in unlink_locked.
             if (subscriber->removed.load(std::memory_order_acquire)) return 1;
-            try {
-                if (subscriber->replay(*subscriber, event) == after_call::remove) {
-                    host_.remove_in_dispatch(*subscriber);
-                }
-            } catch (...) {
-                host_.report_error(std::current_exception(), type_name<Event>, subscriber->id,
-                                   nullptr);
-            }
+            replay_one(*subscriber, event);
             return 0;
         }
         return 1;
@@ -394,30 +400,34 @@ public:
     /// Rebuilds the snapshot after the retention's size changed (caller holds both mutexes).
     retired* refresh_locked() { return replace(build()); }
 
-    /// Replays the newest `limit` retained events to a just-linked inline subscriber, oldest
-    /// first, in this thread. Caller holds the retention's mutex (no publish can interleave).
-    /// Exceptions follow the bus's error policy, as for a publish.
-    void replay_inline(node_type& subscriber, std::size_t limit) {
-        std::optional<std::exception_ptr> first_error;
-        {
-            typename domain_type::read_section section{domain_};
-            retention_->for_each_newest(limit, [&](const Event& event) {
-                // acquire: pairs with the release store in unlink_locked (a `once` handler).
-                if (!subscriber.removed.load(std::memory_order_acquire)) {
-                    call(subscriber, event, &first_error);
-                }
-            });
-        }
-        if (first_error.has_value()) std::rethrow_exception(std::move(*first_error));
+    /// The newest `limit` retained events, oldest first (a copy: the ring may change while
+    /// they are replayed). Caller holds the retention's mutex.
+    [[nodiscard]] std::vector<Event> retained_copy(std::size_t limit) const {
+        std::vector<Event> events;
+        if (retention_ == nullptr) return events;
+        events.reserve(std::min(limit, retention_->count));
+        retention_->for_each_newest(limit, [&](const Event& event) { events.push_back(event); });
+        return events;
     }
 
-    /// Queues the newest `limit` retained events for the queued subscriber `node_id` on
-    /// `executor`, before it is linked. Caller holds the retention's mutex. Returns how many
-    /// the executor accepted.
-    std::uint64_t replay_queued(std::uint64_t node_id, executor_core& executor, std::size_t limit) {
-        std::uint64_t accepted = 0;
+    /// Replays `events` to a just-linked inline subscriber, in this thread. Caller holds the
+    /// retention's mutex, so no other thread's publish interleaves. Exceptions go to the
+    /// bus's error handler (the subscription stays).
+    void replay_inline(node_type& subscriber, const std::vector<Event>& events) {
+        typename domain_type::read_section section{domain_};
+        for (const Event& event : events) {
+            // acquire: pairs with the release store in unlink_locked (it unsubscribed).
+            if (subscriber.removed.load(std::memory_order_acquire)) return;
+            replay_one(subscriber, event);
+        }
+    }
+
+    /// Queues `events` for the just-linked queued subscriber `node_id` on `executor`,
+    /// counting in `accepted` those the executor took (also when a push throws).
+    void replay_queued(std::uint64_t node_id, executor_core& executor,
+                       const std::vector<Event>& events, std::uint64_t& accepted) {
         typename domain_type::read_section section{domain_};  // stop() waits for pushes in one
-        retention_->for_each_newest(limit, [&](const Event& event) {
+        for (const Event& event : events) {
             const bool queued = executor.push([&](task_slot& slot) -> bool {
                 constexpr bool in_slot =
                     sizeof(replay_task<Event, Threading, true>) <= task_slot::storage_size &&
@@ -432,27 +442,36 @@ public:
                 return !in_slot;
             });
             if (queued) ++accepted;
-        });
-        return accepted;
+        }
     }
 
     retired* link_locked(node_type& added) {
         // Equal priorities keep subscription order: the new node goes after all nodes whose
         // priority is greater than or equal to its own (a plain append in the common case).
-        auto position = sorted_.end();
-        if (!sorted_.empty() && sorted_.back()->priority < added.priority) {
-            position = std::partition_point(
-                sorted_.begin(), sorted_.end(),
-                [&](const node_type* n) { return n->priority >= added.priority; });
+        auto position = meta_.end();
+        if (!meta_.empty() && meta_.back().priority < added.priority) {
+            position = std::partition_point(meta_.begin(), meta_.end(), [&](const linked_meta& m) {
+                return m.priority >= added.priority;
+            });
         }
-        sorted_.insert(position, &added);
+        const auto index = position - meta_.begin();
+        nodes_.insert(nodes_.begin() + index, &added);
+        try {
+            meta_.insert(position, linked_meta{added.executor, added.priority});
+        } catch (...) {
+            nodes_.erase(nodes_.begin() + index);
+            throw;
+        }
+        if (added.executor != nullptr) ++queued_count_;
         snapshot_type* next = nullptr;
         try {
             next = build();
         } catch (...) {
-            sorted_.erase(std::find(sorted_.begin(), sorted_.end(), &added));
+            erase(&added);
             throw;
         }
+        max_id_ = std::max(max_id_, added.id);
+        next->max_id = max_id_;
         added.channel = static_cast<channel_base<Threading>*>(this);
         return replace(next);
     }
@@ -462,25 +481,30 @@ public:
         // release: a dispatch that sees removed=true skips the node; the new snapshot below
         // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
-        const auto found = std::find(sorted_.begin(), sorted_.end(), &removed);
-        if (found == sorted_.end()) return nullptr;  // already unlinked
-        sorted_.erase(found);
+        if (!erase(&removed)) return nullptr;  // already unlinked
         return rebuild_or_keep();
     }
 
     retired* unlink_matching_locked(const executor_core* executor, bool all,
                                     retired*& nodes) noexcept override {
-        const auto matches = [&](const node_type* n) { return all || n->executor == executor; };
-        const auto first = std::stable_partition(sorted_.begin(), sorted_.end(),
-                                                 [&](const node_type* n) { return !matches(n); });
-        if (first == sorted_.end()) return nullptr;
+        // Compacts both arrays in place, keeping order; unlinked nodes go to a local list.
         retired* unlinked = nullptr;
-        for (auto it = first; it != sorted_.end(); ++it) {
-            (*it)->removed.store(true, std::memory_order_release);  // see unlink_locked
-            (*it)->next_retired = unlinked;
-            unlinked = *it;
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            if (all || meta_[i].executor == executor) {
+                nodes_[i]->removed.store(true, std::memory_order_release);  // see unlink_locked
+                nodes_[i]->next_retired = unlinked;
+                unlinked = nodes_[i];
+                if (meta_[i].executor != nullptr) --queued_count_;
+            } else {
+                nodes_[kept] = nodes_[i];
+                meta_[kept] = meta_[i];
+                ++kept;
+            }
         }
-        sorted_.erase(first, sorted_.end());
+        if (unlinked == nullptr) return nullptr;
+        nodes_.resize(kept);
+        meta_.resize(kept);
         snapshot_type* next = nullptr;
         try {
             next = build();
@@ -510,42 +534,59 @@ public:
     }
 
 private:
-    /// Builds a snapshot of sorted_ (null when empty).
+    /// What a rebuild needs of each linked node, kept beside nodes_ so that rebuilding reads
+    /// two contiguous arrays rather than every node's cache line.
+    struct linked_meta {
+        executor_core* executor;
+        int priority;
+    };
+
+    /// Removes `target`; false if it was not linked. Searches from the newest, the usual one
+    /// to leave first.
+    bool erase(const node_type* target) noexcept {
+        const auto found = std::find(nodes_.rbegin(), nodes_.rend(), target);
+        if (found == nodes_.rend()) return false;
+        const auto index = nodes_.rend() - found - 1;
+        if (meta_[index].executor != nullptr) --queued_count_;
+        nodes_.erase(nodes_.begin() + index);
+        meta_.erase(meta_.begin() + index);
+        return true;
+    }
+
+    /// Builds a snapshot of nodes_ (null when empty and not retaining).
     snapshot_type* build() {
         const bool retaining = retention_ != nullptr && !retention_->ring.empty();
-        if (sorted_.empty() && !retaining) return nullptr;
-        std::uint32_t queued = 0;
-        std::uint64_t max_id = 0;
-        for (const node_type* n : sorted_) {
-            if (n->executor != nullptr) ++queued;
-            max_id = std::max(max_id, n->id);
-        }
-        const auto total = static_cast<std::uint32_t>(sorted_.size());
+        if (nodes_.empty() && !retaining) return nullptr;
+        const auto total = static_cast<std::uint32_t>(nodes_.size());
+        const std::uint32_t queued = queued_count_;
         snapshot_type* next = snapshot_type::make(total - queued, queued, queued);
-        next->max_id = max_id;
+        next->max_id = max_id_;
         node_type** inline_out = next->nodes();
-        node_type** queued_out = inline_out + (total - queued);
-        for (node_type* n : sorted_) {
-            if (n->executor == nullptr) {
-                *inline_out++ = n;
-            } else {
-                *queued_out++ = n;
+        if (queued == 0) {
+            std::copy(nodes_.begin(), nodes_.end(), inline_out);
+        } else {
+            node_type** queued_out = inline_out + (total - queued);
+            queue_target* targets = next->targets();
+            std::uint32_t target_count = 0;
+            for (std::size_t i = 0; i < nodes_.size(); ++i) {
+                executor_core* const executor = meta_[i].executor;
+                if (executor == nullptr) {
+                    *inline_out++ = nodes_[i];
+                    continue;
+                }
+                *queued_out++ = nodes_[i];
+                queue_target* end = targets + target_count;
+                queue_target* found = std::find_if(
+                    targets, end, [&](const queue_target& t) { return t.executor == executor; });
+                if (found == end) {
+                    ::new (found) queue_target{executor, 1};
+                    ++target_count;
+                } else {
+                    ++found->recipients;
+                }
             }
+            next->target_count = target_count;
         }
-        queue_target* targets = next->targets();
-        std::uint32_t target_count = 0;
-        for (const node_type* n : std::span(next->nodes() + (total - queued), queued)) {
-            queue_target* end = targets + target_count;
-            queue_target* found = std::find_if(
-                targets, end, [&](const queue_target& t) { return t.executor == n->executor; });
-            if (found == end) {
-                ::new (found) queue_target{n->executor, 1};
-                ++target_count;
-            } else {
-                ++found->recipients;
-            }
-        }
-        next->target_count = target_count;
         next->retention = retaining ? retention_.get() : nullptr;
         return next;
     }
@@ -583,8 +624,11 @@ private:
             current = subscribers_.load(std::memory_order_seq_cst);
             if (current == nullptr) return {};
         }
-        if (current->retention != nullptr) [[unlikely]] {
-            return dispatch_retained(std::forward<Arg>(event), first_error);
+        if constexpr (std::is_copy_constructible_v<Event>) {
+            // Only copyable events can be retained (basic_bus::retain checks it).
+            if (current->retention != nullptr) [[unlikely]] {
+                return dispatch_retained(std::forward<Arg>(event), first_error);
+            }
         }
         return deliver(std::forward<Arg>(event), *current, first_error);
     }
@@ -616,6 +660,17 @@ private:
         kept.keep(event);
         if (current == nullptr) return {};
         return deliver(std::forward<Arg>(event), *current, first_error);
+    }
+
+    /// Delivers one replayed event through the subscriber's replay path.
+    void replay_one(node_type& subscriber, const Event& event) noexcept {
+        try {
+            if (subscriber.replay(subscriber, event) == after_call::remove) {
+                host_.remove_in_dispatch(subscriber);
+            }
+        } catch (...) {
+            host_.report_error(std::current_exception(), type_name<Event>, subscriber.id, nullptr);
+        }
     }
 
     /// Calls one subscriber, routing its exception and any self-removal it asks for.
@@ -696,8 +751,11 @@ private:
     channel_host<Threading>& host_;
     domain_type& domain_;
     typename Threading::template atomic_type<snapshot_type*> subscribers_{nullptr};
-    std::vector<node_type*> sorted_;  // every linked node, in priority order; guarded by the
-                                      // bus's mutex
+    // Guarded by the bus's mutex: every linked node, in priority order, and counts.
+    std::vector<node_type*> nodes_;
+    std::vector<linked_meta> meta_;
+    std::uint32_t queued_count_ = 0;
+    std::uint64_t max_id_ = 0;
     std::unique_ptr<retention<Event, Threading>> retention_;  // created under the bus's mutex,
                                                               // kept until the channel dies
 };
