@@ -1,0 +1,13 @@
+# Runs FIRST and SECOND and fails unless both succeed and print the same standard output.
+execute_process(COMMAND "${FIRST}" RESULT_VARIABLE first_rc OUTPUT_VARIABLE first_out)
+execute_process(COMMAND "${SECOND}" RESULT_VARIABLE second_rc OUTPUT_VARIABLE second_out)
+if(NOT first_rc EQUAL 0 OR NOT second_rc EQUAL 0)
+    message(FATAL_ERROR "exit codes: ${first_rc} and ${second_rc}")
+endif()
+if(NOT first_out STREQUAL second_out)
+    message(FATAL_ERROR "outputs differ:\n--- ${FIRST}\n${first_out}\n--- ${SECOND}\n${second_out}")
+endif()
+if(first_out STREQUAL "")
+    message(FATAL_ERROR "both printed nothing")
+endif()
+message(STATUS "same output (${FIRST} and ${SECOND})")
