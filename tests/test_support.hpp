@@ -1,0 +1,84 @@
+#pragma once
+// Helpers shared by the tidings tests: sanitizer-aware iteration counts, a lifetime counter
+// for captured state, and a bounded spin-wait that never sleeps.
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+namespace tidings_test {
+
+// ThreadSanitizer makes every atomic operation and every synchronization point many times
+// slower; the stress tests scale their iteration counts down under it.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool under_tsan = true;
+#else
+inline constexpr bool under_tsan = false;
+#endif
+#else
+inline constexpr bool under_tsan = false;
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool under_asan = true;
+#else
+inline constexpr bool under_asan = false;
+#endif
+#else
+inline constexpr bool under_asan = false;
+#endif
+
+/// `n` normally; `n / tsan_divisor` (at least 1) under ThreadSanitizer.
+constexpr std::int64_t scaled(std::int64_t n, std::int64_t tsan_divisor = 16) {
+    if (!under_tsan) return n;
+    const std::int64_t reduced = n / tsan_divisor;
+    return reduced > 0 ? reduced : 1;
+}
+
+/// Counts constructions and destructions of `counted` objects that share it.
+struct lifetime_counter {
+    std::atomic<int> constructed{0};
+    std::atomic<int> destroyed{0};
+    [[nodiscard]] int live() const noexcept {
+        return constructed.load(std::memory_order_acquire) -
+               destroyed.load(std::memory_order_acquire);
+    }
+};
+
+/// An object to capture in a handler, to see when the handler's state is destroyed.
+class counted {
+public:
+    explicit counted(lifetime_counter& counter) noexcept : counter_(&counter) { note_built(); }
+    counted(const counted& other) noexcept : counter_(other.counter_) { note_built(); }
+    counted(counted&& other) noexcept : counter_(other.counter_) { note_built(); }
+    counted& operator=(const counted&) = delete;
+    counted& operator=(counted&&) = delete;
+    ~counted() { counter_->destroyed.fetch_add(1, std::memory_order_acq_rel); }
+
+private:
+    void note_built() noexcept { counter_->constructed.fetch_add(1, std::memory_order_acq_rel); }
+    lifetime_counter* counter_;
+};
+
+/// Spins (yielding) until `done()` holds. Used only where another running thread is known to
+/// make it hold; a bug that prevents it shows up as a ctest timeout.
+template <class Predicate>
+void spin_until(Predicate done) {
+    for (unsigned spins = 0; !done(); ++spins) {
+        if (spins >= 64) std::this_thread::yield();
+    }
+}
+
+/// A little work that the optimizer cannot remove, to widen race windows without sleeping.
+inline void busy_work(int iterations) {
+    static std::atomic<int> sink{0};
+    for (int i = 0; i < iterations; ++i) sink.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace tidings_test
