@@ -49,10 +49,9 @@ inline void cpu_relax() noexcept {
 /// @brief steady_clock in ns since its epoch. Read on two threads and subtracted: steady_clock
 /// is one system-wide clock (the TSC through the vDSO on current Linux x86 machines).
 inline std::uint64_t now_ns() noexcept {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::steady_clock::now().time_since_epoch())
-            .count());
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
 }
 
 /// @brief The cost of one now_ns() call, in ns (median of a few thousand back-to-back pairs).
@@ -62,8 +61,8 @@ inline double clock_overhead_ns() {
         const std::uint64_t start = now_ns();
         delta = now_ns() - start;
     }
-    std::nth_element(deltas.begin(), deltas.begin() + static_cast<std::ptrdiff_t>(deltas.size() / 2),
-                     deltas.end());
+    std::nth_element(deltas.begin(),
+                     deltas.begin() + static_cast<std::ptrdiff_t>(deltas.size() / 2), deltas.end());
     return static_cast<double>(deltas[deltas.size() / 2]);
 }
 
@@ -204,8 +203,9 @@ public:
 
 private:
     static double median_of(std::vector<percentiles>& runs, double percentiles::*field) {
-        std::sort(runs.begin(), runs.end(),
-                  [field](const percentiles& a, const percentiles& b) { return a.*field < b.*field; });
+        std::sort(runs.begin(), runs.end(), [field](const percentiles& a, const percentiles& b) {
+            return a.*field < b.*field;
+        });
         return runs[runs.size() / 2].*field;
     }
 
@@ -244,9 +244,8 @@ inline std::optional<double> load_average() {
 inline std::string describe_load(std::optional<double> at_start) {
     const std::optional<double> at_end = load_average();
     if (!at_start || !at_end) return {};
-    return "1-minute load average " + fixed(*at_start, 2) + " at start, " +
-           fixed(*at_end, 2) + " at end, on " +
-           std::to_string(std::thread::hardware_concurrency()) + " CPUs";
+    return "1-minute load average " + fixed(*at_start, 2) + " at start, " + fixed(*at_end, 2) +
+           " at end, on " + std::to_string(std::thread::hardware_concurrency()) + " CPUs";
 }
 
 /// @brief The compiler as the summary names it.

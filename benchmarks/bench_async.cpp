@@ -96,7 +96,7 @@ constexpr bool have_tbb = false;
 
 // --- sizes -------------------------------------------------------------------------------------
 
-constexpr std::uint64_t round_events = std::uint64_t{1} << 21;  ///< events per timed round
+constexpr std::uint64_t round_events = std::uint64_t{1} << 21;   ///< events per timed round
 constexpr std::uint64_t warmup_events = std::uint64_t{1} << 17;  ///< one untimed round first
 constexpr std::int64_t throughput_rounds = 3;  ///< rounds per figure, unless over budget
 constexpr std::int64_t latency_samples = 100'000;
@@ -769,10 +769,11 @@ void print_throughput(std::ostream& out, const collecting_reporter& results, ver
                                 score.judge(base.has_value(), base && *r >= goal.factor * *base);
             }
             const std::optional<double> rounds =
-                figures().value("throughput/" + std::string{c.key} + "/producers:" +
-                                std::to_string(producers) + "/rounds");
+                figures().value("throughput/" + std::string{c.key} +
+                                "/producers:" + std::to_string(producers) + "/rounds");
             t.add({std::to_string(producers), std::string{c.label}, fixed(*r / 1e6, 2),
-                   rounds ? fixed(*rounds, 0) : "", c.key == mutex_key ? "" : ratio(r, rate(mutex_key, producers)),
+                   rounds ? fixed(*rounds, 0) : "",
+                   c.key == mutex_key ? "" : ratio(r, rate(mutex_key, producers)),
                    c.key == moodycamel_key ? "" : ratio(r, rate(moodycamel_key, producers)),
                    targets, results_cell});
         }
@@ -810,8 +811,8 @@ void print_latency(std::ostream& out, verdicts& score) {
         } else if (key == adaptive_key) {
             targets = "p50 ≤ " + fixed(adaptive_over_spin_target, 1) + "× spin p50";
             const bool measured = spin.has_value() && spin->p50 > 0.0;
-            verdict = score.judge(measured,
-                                  measured && p->p50 <= adaptive_over_spin_target * spin->p50);
+            verdict =
+                score.judge(measured, measured && p->p50 <= adaptive_over_spin_target * spin->p50);
             if (measured) targets += " (" + fixed(p->p50 / spin->p50, 2) + "×)";
         }
         t.add({std::string{label}, fixed(p->p50, 0), fixed(p->p99, 0), fixed(p->p999, 0),

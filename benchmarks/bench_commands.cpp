@@ -209,8 +209,7 @@ constexpr std::array comparisons{
                "mutex + compare + assign + 1 `std::function`", "observable_set/locked_loop",
                std::nullopt},
     comparison{"`observable<int>::set`, 10 observers", "observable_set/observable", "10",
-               "mutex + compare + assign + loop of 10", "observable_set/locked_loop",
-               std::nullopt},
+               "mutex + compare + assign + loop of 10", "observable_set/locked_loop", std::nullopt},
     comparison{"`publish`, channel retaining 64, 1 subscriber", "publish/retain_64", "",
                "`publish`, no retention", "publish/no_retention", std::nullopt},
 };
