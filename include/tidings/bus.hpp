@@ -205,7 +205,9 @@ public:
         using result = command_result_t<Command>;
         static_assert(std::is_invocable_v<std::decay_t<Handler>&, const Command&>,
                       "tidings: a command handler must be callable with `const Command&`");
-        if constexpr (std::is_invocable_v<std::decay_t<Handler>&, const Command&>) {
+        // Only for a well-formed command: otherwise the message above is the one that matters.
+        if constexpr (command<Command> &&
+                      std::is_invocable_v<std::decay_t<Handler>&, const Command&>) {
             static_assert(
                 std::is_void_v<result> ||
                     std::is_convertible_v<
@@ -226,6 +228,24 @@ public:
         auto& target = core_->template channel_for<detail::command_key<Command>, channel_type>();
         core_->link(target, *added);
         return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+    }
+
+    /// @brief Registers `handler`, deducing the command type from its parameter
+    /// (`bus.handle([](const charge_payment& c) { return receipt{...}; })`). A generic lambda
+    /// cannot be deduced from: name the type with handle<Command>.
+    template <class Handler, class... Options>
+    [[nodiscard]] subscription handle(Handler&& handler, Options&&... options) {
+        using Command = detail::event_of_callable<Handler>;
+        static_assert(!std::is_same_v<Command, detail::undeducible_event>,
+                      "tidings: cannot deduce the command type from this handler (a generic "
+                      "lambda, an overloaded function object, or a callable without exactly one "
+                      "parameter); name the command type: bus.handle<Command>(handler)");
+        if constexpr (!std::is_same_v<Command, detail::undeducible_event>) {
+            return handle<Command>(std::forward<Handler>(handler),
+                                   std::forward<Options>(options)...);
+        } else {
+            return {};
+        }
     }
 
     /// @brief Runs the command on its one handler and returns the handler's result. With an

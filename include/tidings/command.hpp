@@ -16,6 +16,7 @@
 #include <tidings/queue.hpp>
 #include <tidings/subscription.hpp>
 
+#include <cstdint>
 #include <exception>
 #include <future>
 #include <memory>
@@ -43,27 +44,49 @@ public:
 
 namespace detail {
 
+/// The declared `Command::result_type`, or void when there is none.
 template <class Command, class = void>
-struct command_result {
+struct declared_result {
     using type = void;
 };
 template <class Command>
-struct command_result<Command, std::void_t<typename Command::result_type>> {
+struct declared_result<Command, std::void_t<typename Command::result_type>> {
     using type = typename Command::result_type;
+};
+
+/// Stands in for a declared result_type that no function can return (an array or a function
+/// type). `send`'s return type is `command_result_t<C>`: with the declared type itself, its
+/// signature would be ill-formed and the user would read "no matching function for call to
+/// send" instead of the static_assert that names the problem (the command concept rejects it).
+template <class Result>
+struct unreturnable_result {};
+
+template <class Result>
+using returnable_t = std::conditional_t<std::is_array_v<Result> || std::is_function_v<Result>,
+                                        unreturnable_result<Result>, Result>;
+
+/// True when `result_type` is a data member rather than a type: without this check it would
+/// silently mean "no result" (void).
+template <class Command>
+concept result_type_not_a_type = requires {
+    Command::result_type;
 };
 
 }  // namespace detail
 
 /// @brief The result a command of type `Command` produces: `Command::result_type`, or void.
 template <class Command>
-using command_result_t = typename detail::command_result<Command>::type;
+using command_result_t = detail::returnable_t<typename detail::declared_result<Command>::type>;
 
 /// @brief A type that can be a command: an event type whose result_type, if declared, is void
-/// or a move-constructible object type.
+/// or a move-constructible object type (not a reference, an array or a function type), and is
+/// a type (not a data member).
 template <class Command>
-concept command = event<Command> &&(std::is_void_v<command_result_t<Command>> ||
-                                    (std::is_object_v<command_result_t<Command>> &&
-                                     std::is_move_constructible_v<command_result_t<Command>>));
+concept command = event<Command> && !detail::result_type_not_a_type<Command> &&
+                  (std::is_void_v<typename detail::declared_result<Command>::type> ||
+                   (std::is_object_v<typename detail::declared_result<Command>::type> &&
+                    !std::is_array_v<typename detail::declared_result<Command>::type> &&
+                    std::is_move_constructible_v<typename detail::declared_result<Command>::type>));
 
 namespace detail {
 
@@ -124,6 +147,9 @@ struct command_task {
     using result_type = command_result_t<Command>;
 
     command_channel<Command, Threading>* target;
+    /// The id of the handler the command was sent to: a handler registered after it (even on
+    /// the same executor) must not receive it.
+    std::uint64_t handler_id;
     std::promise<result_type> promise;
     std::conditional_t<Inline, Command, std::unique_ptr<Command>> command;
 
@@ -138,7 +164,7 @@ struct command_task {
     static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
         auto* self = slot.as<command_task>();
         if (action == task_action::run) {
-            self->target->run_queued(self->get(), self->promise,
+            self->target->run_queued(self->get(), self->handler_id, self->promise,
                                      *static_cast<executor_core*>(context));
         } else {
             self->promise.set_exception(std::make_exception_ptr(executor_stopped(
@@ -247,13 +273,13 @@ public:
     }
 
     /// Runs a queued command on `executor`'s consumer thread.
-    void run_queued(const Command& command, std::promise<result_type>& promise,
-                    executor_core& executor) noexcept {
+    void run_queued(const Command& command, std::uint64_t handler_id,
+                    std::promise<result_type>& promise, executor_core& executor) noexcept {
         try {
             typename domain_type::read_section section{domain_};
             // seq_cst: see link_locked.
             node_type* handler = handler_.load(std::memory_order_seq_cst);
-            if (handler == nullptr || handler->executor != &executor ||
+            if (handler == nullptr || handler->id != handler_id || handler->executor != &executor ||
                 handler->removed.load(std::memory_order_acquire)) {
                 throw no_handler("tidings: the handler of " + std::string(type_name<Command>) +
                                  " was removed before the queued command ran");
@@ -295,9 +321,10 @@ private:
             std::promise<result_type> promise;
             result = promise.get_future();
             if constexpr (in_slot) {
-                ::new (slot.storage) task{this, std::move(promise), std::forward<Arg>(command)};
+                ::new (slot.storage)
+                    task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
             } else {
-                ::new (slot.storage) task{this, std::move(promise),
+                ::new (slot.storage) task{this, handler.id, std::move(promise),
                                           std::make_unique<Command>(std::forward<Arg>(command))};
             }
             slot.operation = &task::operation;
