@@ -15,9 +15,11 @@
 #include <tidings/subscription.hpp>
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -433,7 +435,16 @@ private:
                 if (executor == nullptr) {
                     // Inline: replayed here, still under the mutex, so that no live event from
                     // another thread reaches the gate while it replays.
-                    target.replay_inline(linked, events);
+                    std::optional<std::exception_ptr> first_error;
+                    target.replay_inline(linked, events, first_error);
+                    if (first_error.has_value()) [[unlikely]] {
+                        // rethrow_first: undo the subscription, then rethrow. The mutex goes
+                        // first: unsubscribing waits for running publishes, which may be
+                        // waiting for it.
+                        replay_lock.unlock();
+                        result.unsubscribe();
+                        std::rethrow_exception(std::move(*first_error));
+                    }
                     return result;
                 }
                 // Queued: live events from other threads may now be queued too; the gate on

@@ -82,12 +82,13 @@ struct drain_request {
     std::uint64_t observer_id;
 };
 
-/// A queued observer's values, waiting for its executor.
+/// A queued observer's values, waiting for its executor: one drain_request is queued per
+/// value, and each takes the oldest value (so values keep their order whichever lanes the
+/// requests travel through).
 template <class T>
 struct inbox {
     std::mutex mutex;
     std::deque<T> values;
-    bool scheduled = false;
 };
 
 }  // namespace detail
@@ -142,7 +143,11 @@ public:
     /// @warning `modify` must not call this observable (it runs under its lock).
     template <class Modify>
     bool update(Modify&& modify) {
-        {
+        // A readable message instead of std::invoke's.
+        static_assert(std::is_invocable_v<Modify&&, T&>,
+                      "tidings::observable<T>::update: the function must be callable with `T&` "
+                      "(it modifies the value in place)");
+        if constexpr (std::is_invocable_v<Modify&&, T&>) {
             std::lock_guard lock{state_mutex_};
             if constexpr (std::equality_comparable<T>) {
                 T before = value_;
@@ -155,6 +160,8 @@ public:
             pending_.push_back({version_, 0, value_});
             if (delivering_) return true;  // the delivering thread will publish it, in order
             delivering_ = true;
+        } else {
+            return false;
         }
         deliver_pending();
         return true;
@@ -169,8 +176,18 @@ public:
         static_assert(std::is_invocable_v<std::decay_t<Handler>&, const T&>,
                       "tidings::observable<T>::observe: the observer must be callable with "
                       "`const T&`");
+        // The other subscribe options either clash with the observable's own filter
+        // (tidings::filter, with a message about the private change type) or mean nothing
+        // for an observer (tidings::replay): name the mistake instead.
+        static_assert(((detail::is_deliver_on<std::remove_cvref_t<Options>>::value ||
+                        detail::is_priority<std::remove_cvref_t<Options>>)&&...),
+                      "tidings::observable<T>::observe: the options of an observer are "
+                      "tidings::priority and tidings::deliver_on");
+        static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
+                      "tidings: tidings::priority given twice");
+        static_assert(detail::count_options<detail::is_deliver_on, Options...> <= 1,
+                      "tidings: tidings::deliver_on given twice");
         constexpr bool queued = (detail::is_deliver_on<std::remove_cvref_t<Options>>::value || ...);
-        std::optional<std::exception_ptr> ignored;
         observer result;
         {
             std::lock_guard lock{state_mutex_};
@@ -181,32 +198,49 @@ public:
             };
             if constexpr (queued) {
                 auto box = std::make_shared<detail::inbox<T>>();
+                bus& drains = drain_bus_locked(
+                    detail::find_option<detail::is_deliver_on>(options...).executor);
+                // One value per drain task, not a batch: an observer that throws then loses
+                // nothing and stays scheduled, and one that unsubscribes itself is not called
+                // for the rest of a batch. Each task is a delivery of the private bus: its
+                // exception goes to the error handler, and a removed observer's tasks are
+                // skipped.
                 auto feed = bus_.template subscribe<detail::change<T>>(
-                    [this, id, box](const detail::change<T>& c) {
-                        bool schedule = false;
+                    [&drains, id, box](const detail::change<T>& c) {
                         {
                             std::lock_guard inbox_lock{box->mutex};
                             box->values.push_back(c.value);
-                            schedule = !std::exchange(box->scheduled, true);
                         }
-                        if (schedule) bus_.publish(detail::drain_request{id});
+                        // Feeds run in the delivering thread, one change at a time, and
+                        // every queued task takes one value: a value whose task was refused
+                        // is still the newest one, taken back so the next task does not
+                        // deliver it late. `drains` serves one executor only, so its
+                        // publish_result is about this observer's executor.
+                        auto take_back = [&box] {
+                            std::lock_guard inbox_lock{box->mutex};
+                            box->values.pop_back();
+                        };
+                        publish_result sent;
+                        try {
+                            sent = drains.publish(detail::drain_request{id});
+                        } catch (...) {
+                            take_back();
+                            throw;
+                        }
+                        if (sent.queued == 0) take_back();
                     },
                     tidings::filter(accepts));
-                auto drain = bus_.template subscribe<detail::drain_request>(
+                auto drain = drains.template subscribe<detail::drain_request>(
                     [box, handler = std::decay_t<Handler>(std::forward<Handler>(on_value))](
                         const detail::drain_request&) mutable {
-                        for (;;) {
-                            std::deque<T> batch;
-                            {
-                                std::lock_guard inbox_lock{box->mutex};
-                                if (box->values.empty()) {
-                                    box->scheduled = false;
-                                    return;
-                                }
-                                batch.swap(box->values);
-                            }
-                            for (const T& value : batch) std::invoke(handler, value);
+                        std::optional<T> value;
+                        {
+                            std::lock_guard inbox_lock{box->mutex};
+                            if (box->values.empty()) return;
+                            value.emplace(std::move(box->values.front()));
+                            box->values.pop_front();
                         }
+                        std::invoke(handler, *value);
                     },
                     tidings::filter(
                         [id](const detail::drain_request& r) { return r.observer_id == id; }),
@@ -232,11 +266,23 @@ public:
     /// @brief A derived observable holding `f(current value)`, recomputed on every change of
     /// this one; it notifies its own observers only when the derived value changes.
     /// The derived observable detaches when either side is destroyed.
+    /// @return an `observable<R>`, R being the decayed result of `f`.
     template <class Function>
-    [[nodiscard]] observable<std::decay_t<std::invoke_result_t<Function&, const T&>>> map(
-        Function f) {
-        using result_type = std::decay_t<std::invoke_result_t<Function&, const T&>>;
-        return observable<result_type>(detail::derived_tag{}, *this, std::move(f));
+    [[nodiscard]] auto map(Function f) {
+        // Readable messages; a return type naming invoke_result_t would fail first, with
+        // "no type named 'type'", for a function of the wrong shape.
+        static_assert(std::is_invocable_v<Function&, const T&>,
+                      "tidings::observable<T>::map: the function must be callable with "
+                      "`const T&` and return the derived value");
+        if constexpr (std::is_invocable_v<Function&, const T&>) {
+            using result_type = std::decay_t<std::invoke_result_t<Function&, const T&>>;
+            static_assert(!std::is_void_v<result_type>,
+                          "tidings::observable<T>::map: the function must return the derived "
+                          "value (it returns void)");
+            if constexpr (!std::is_void_v<result_type>) {
+                return observable<result_type>(detail::derived_tag{}, *this, std::move(f));
+            }
+        }
     }
 
     /// @brief How many observers are attached.
@@ -247,7 +293,12 @@ public:
     /// @brief Sets the function that receives exceptions thrown by queued observers (inline
     /// observers' exceptions reach the setter). See basic_bus::set_error_handler.
     void set_error_handler(std::function<void(const handler_error&)> handler) {
-        bus_.set_error_handler(std::move(handler));
+        std::lock_guard lock{state_mutex_};
+        // Queued observers run on the drain buses; the main bus only sees inline ones, whose
+        // exceptions reach the setter, but gets it too (for completeness).
+        for (auto& entry : drain_buses_) entry.second->set_error_handler(handler);
+        bus_.set_error_handler(handler);
+        error_handler_ = std::move(handler);
     }
 
 private:
@@ -268,6 +319,20 @@ private:
         : value_(std::invoke(f, source.get())) {
         upstream_ = source.observe(
             [this, f = std::move(f)](const Source& s) mutable { set(std::invoke(f, s)); });
+    }
+
+    /// The private bus that carries the drain requests of the queued observers on `executor`
+    /// (one bus per executor, so that a refused request is known to be this executor's).
+    template <class Executor>
+    bus& drain_bus_locked(Executor* executor) {
+        const void* key = executor;
+        for (auto& entry : drain_buses_) {
+            if (entry.first == key) return *entry.second;
+        }
+        auto added = std::make_unique<bus>();
+        if (error_handler_) added->set_error_handler(error_handler_);
+        drain_buses_.emplace_back(key, std::move(added));
+        return *drain_buses_.back().second;
     }
 
     /// Publishes queued changes in order until none is left. Only the delivering thread runs
@@ -300,9 +365,14 @@ private:
     std::uint64_t last_observer_id_ = 0;     // guarded by state_mutex_
     std::deque<detail::change<T>> pending_;  // guarded by state_mutex_
     bool delivering_ = false;                // guarded by state_mutex_
-    bus bus_;                                // carries the changes
-    observer upstream_;                      // a derived observable's link to its source
-    subscription source_;                    // latest(): the link to the bus
+    // Queued observers' drain requests, one bus per executor; guarded by state_mutex_ (the
+    // buses themselves are thread-safe and live as long as the observable). Declared before
+    // bus_, so that the feeds that publish to them are gone first.
+    std::vector<std::pair<const void*, std::unique_ptr<bus>>> drain_buses_;
+    std::function<void(const handler_error&)> error_handler_;  // guarded by state_mutex_
+    bus bus_;                                                  // carries the changes
+    observer upstream_;    // a derived observable's link to its source
+    subscription source_;  // latest(): the link to the bus
 
     template <class Event, class Threading>
     friend observable<std::optional<Event>> latest(basic_bus<Threading>& bus);
@@ -315,6 +385,9 @@ private:
 template <class Event, class Threading>
 [[nodiscard]] observable<std::optional<Event>> latest(basic_bus<Threading>& bus) {
     static_assert(detail::check_event<Event>());
+    static_assert(std::is_copy_constructible_v<Event>,
+                  "tidings::latest<Event>: the observable holds a copy of the latest event: "
+                  "the event type must be copyable");
     using result = observable<std::optional<Event>>;
     return result(detail::latest_tag<Event>{}, bus);
 }

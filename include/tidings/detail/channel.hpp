@@ -380,7 +380,7 @@ public:
             if (subscriber->id != node_id || subscriber->executor != &executor) continue;
             // acquire: pairs with the release store in unlink_locked.
             if (subscriber->removed.load(std::memory_order_acquire)) return 1;
-            replay_one(*subscriber, event);
+            replay_one(*subscriber, event, nullptr);
             return 0;
         }
         return 1;
@@ -413,12 +413,15 @@ public:
     /// Replays `events` to a just-linked inline subscriber, in this thread. Caller holds the
     /// retention's mutex, so no other thread's publish interleaves. Exceptions go to the
     /// bus's error handler (the subscription stays).
-    void replay_inline(node_type& subscriber, const std::vector<Event>& events) {
+    /// With error_policy::rethrow_first the first exception lands in `first_error` (for
+    /// subscribe to rethrow after undoing the subscription); the others are reported.
+    void replay_inline(node_type& subscriber, const std::vector<Event>& events,
+                       std::optional<std::exception_ptr>& first_error) {
         typename domain_type::read_section section{domain_};
         for (const Event& event : events) {
             // acquire: pairs with the release store in unlink_locked (it unsubscribed).
             if (subscriber.removed.load(std::memory_order_acquire)) return;
-            replay_one(subscriber, event);
+            replay_one(subscriber, event, &first_error);
         }
     }
 
@@ -662,14 +665,17 @@ private:
         return deliver(std::forward<Arg>(event), *current, first_error);
     }
 
-    /// Delivers one replayed event through the subscriber's replay path.
-    void replay_one(node_type& subscriber, const Event& event) noexcept {
+    /// Delivers one replayed event through the subscriber's replay path. `first_error` is
+    /// null on an executor's thread, where there is no caller to rethrow to.
+    void replay_one(node_type& subscriber, const Event& event,
+                    std::optional<std::exception_ptr>* first_error) noexcept {
         try {
             if (subscriber.replay(subscriber, event) == after_call::remove) {
                 host_.remove_in_dispatch(subscriber);
             }
         } catch (...) {
-            host_.report_error(std::current_exception(), type_name<Event>, subscriber.id, nullptr);
+            host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
+                               first_error);
         }
     }
 
@@ -787,24 +793,43 @@ struct node_impl final : node<Event, Threading> {
         this->deallocate = &deallocate_node;
     }
 
-    /// A replayed event: the same checks as a live one, then the handler's replay path.
+    /// A replayed event: the same checks as a live one (the tracked object first, as in
+    /// call()), then the handler's replay path.
     static after_call call_replay(base_type& base, const Event& event) {
         if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
             auto& self = static_cast<node_impl&>(base);
             payload& p = *self.payload_;
-            if constexpr (!std::is_same_v<Filter, no_option>) {
-                if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) {
-                    p.handler.replay_skipped();
-                    return after_call::keep;
+            if constexpr (!std::is_same_v<Tracked, no_option>) {
+                // Held while the filter and the handler run, as for a live event.
+                const auto alive = p.tracked.object.lock();
+                if (alive == nullptr) {
+                    bool expected = false;
+                    // acq_rel: exactly one caller schedules the removal (see call()).
+                    return self.removed.compare_exchange_strong(expected, true,
+                                                                std::memory_order_acq_rel)
+                               ? after_call::remove
+                               : after_call::keep;
                 }
+                return replay_filtered(p, event);
+            } else {
+                return replay_filtered(p, event);
             }
-            p.handler.replay(event);
-            return after_call::keep;
         } else {
             (void)base;
             (void)event;
             return after_call::keep;
         }
+    }
+
+    static after_call replay_filtered(payload& p, const Event& event) {
+        if constexpr (!std::is_same_v<Filter, no_option>) {
+            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) {
+                p.handler.replay_skipped();
+                return after_call::keep;
+            }
+        }
+        p.handler.replay(event);
+        return after_call::keep;
     }
 
     static after_call call(base_type& base, const Event& event) {

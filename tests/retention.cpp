@@ -1,0 +1,367 @@
+// Retained events and late join: bus.retain<E>(n) keeps the newest n events of a channel, and
+// a subscriber with tidings::replay (or replay(k)) receives them, oldest first, before the live
+// ones; the copies are bounded by n and freed by retain<E>(0) and by the bus's destruction.
+
+#include <tidings/tidings.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using tidings_test::counted;
+using tidings_test::lifetime_counter;
+
+struct goal {
+    int seq = 0;
+};
+
+struct other {
+    int seq = 0;
+};
+
+/// An event whose copies are counted.
+struct tracked_goal {
+    int seq = 0;
+    counted life;
+};
+
+template <class Bus>
+void publish_goals(Bus& bus, int from, int to) {
+    for (int i = from; i <= to; ++i) bus.publish(goal{i});
+}
+
+std::vector<int> range(int from, int to) {
+    std::vector<int> result;
+    for (int i = from; i <= to; ++i) result.push_back(i);
+    return result;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("nothing is retained by default: replay on a fresh channel replays nothing",
+                   "[retention]", tidings::bus, tidings::single_threaded_bus) {
+    TestType bus;
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay);
+    CHECK(seen.empty());
+    bus.publish(goal{4});
+    CHECK(seen == std::vector<int>{4});  // an ordinary subscription
+}
+
+TEMPLATE_TEST_CASE(
+    "a replaying subscriber receives the newest n retained events oldest first, "
+    "then the live ones",
+    "[retention]", tidings::bus, tidings::single_threaded_bus) {
+    TestType bus;
+    bus.template retain<goal>(3);
+    publish_goals(bus, 1, 5);  // no subscriber yet: they are kept anyway
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay);
+    CHECK(seen == std::vector<int>{3, 4, 5});  // inside subscribe, before it returned
+    publish_goals(bus, 6, 7);
+    CHECK(seen == std::vector<int>{3, 4, 5, 6, 7});
+}
+
+TEST_CASE("only the events published after retain are kept, and only of that type", "[retention]") {
+    tidings::bus bus;
+    publish_goals(bus, 1, 2);
+    bus.retain<goal>(10);
+    publish_goals(bus, 3, 4);
+    bus.publish(other{99});
+    std::vector<int> goals;
+    std::vector<int> others;
+    auto g = bus.subscribe([&](const goal& e) { goals.push_back(e.seq); }, tidings::replay);
+    auto o = bus.subscribe([&](const other& e) { others.push_back(e.seq); }, tidings::replay);
+    CHECK(goals == std::vector<int>{3, 4});
+    CHECK(others.empty());
+}
+
+TEST_CASE("a subscriber without replay receives only the live events of a retaining channel",
+          "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); });
+    publish_goals(bus, 4, 5);
+    CHECK(seen == std::vector<int>{4, 5});
+}
+
+TEST_CASE("replay(k) replays the newest k retained events", "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 9);
+    std::vector<int> two;
+    std::vector<int> many;
+    std::vector<int> none;
+    auto a = bus.subscribe([&](const goal& g) { two.push_back(g.seq); }, tidings::replay(2));
+    auto b = bus.subscribe([&](const goal& g) { many.push_back(g.seq); }, tidings::replay(50));
+    auto c = bus.subscribe([&](const goal& g) { none.push_back(g.seq); }, tidings::replay(0));
+    CHECK(two == std::vector<int>{8, 9});
+    CHECK(many == range(5, 9));  // no more than are retained
+    CHECK(none.empty());
+    bus.publish(goal{10});
+    CHECK(two == std::vector<int>{8, 9, 10});
+    CHECK(many == range(5, 10));
+    CHECK(none == std::vector<int>{10});
+}
+
+TEST_CASE("the ring wraps around many times and still replays the newest, in order",
+          "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(4);
+    for (int round = 1; round <= 50; ++round) {
+        bus.publish(goal{round});
+        std::vector<int> seen;
+        auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay);
+        INFO("after " << round << " publishes");
+        CHECK(seen == range(round < 4 ? 1 : round - 3, round));
+    }
+}
+
+TEST_CASE("retain can shrink and grow: the newest events are kept", "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 5);
+    bus.retain<goal>(2);
+    std::vector<int> after_shrink;
+    {
+        auto s =
+            bus.subscribe([&](const goal& g) { after_shrink.push_back(g.seq); }, tidings::replay);
+    }
+    CHECK(after_shrink == std::vector<int>{4, 5});
+    bus.retain<goal>(4);  // growing keeps what is there, and makes room
+    publish_goals(bus, 6, 7);
+    std::vector<int> after_grow;
+    auto s = bus.subscribe([&](const goal& g) { after_grow.push_back(g.seq); }, tidings::replay);
+    CHECK(after_grow == range(4, 7));
+}
+
+TEST_CASE("retain<E>(0) frees the retained copies and stops retaining", "[retention][lifetime]") {
+    lifetime_counter counter;
+    tidings::bus bus;
+    bus.retain<tracked_goal>(3);
+    for (int i = 1; i <= 10; ++i) bus.publish(tracked_goal{i, counted{counter}});
+    CHECK(counter.live() == 3);  // bounded by n: the ring overwrites the oldest
+    bus.retain<tracked_goal>(0);
+    CHECK(counter.live() == 0);
+    bus.publish(tracked_goal{11, counted{counter}});
+    CHECK(counter.live() == 0);  // not retaining any more
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const tracked_goal& g) { seen.push_back(g.seq); }, tidings::replay);
+    CHECK(seen.empty());
+    bus.publish(tracked_goal{12, counted{counter}});
+    CHECK(seen == std::vector<int>{12});
+}
+
+TEST_CASE("retained copies are bounded by n and freed when the bus is destroyed",
+          "[retention][lifetime]") {
+    lifetime_counter counter;
+    {
+        tidings::bus bus;
+        bus.retain<tracked_goal>(4);
+        std::vector<int> seen;
+        auto s = bus.subscribe([&](const tracked_goal& g) { seen.push_back(g.seq); });
+        for (int i = 1; i <= 100; ++i) {
+            bus.publish(tracked_goal{i, counted{counter}});
+            REQUIRE(counter.live() == std::min(i, 4));
+        }
+        CHECK(seen.size() == 100);
+    }
+    CHECK(counter.live() == 0);
+}
+
+TEST_CASE("shrinking the retention frees the copies it no longer keeps", "[retention][lifetime]") {
+    lifetime_counter counter;
+    tidings::bus bus;
+    bus.retain<tracked_goal>(8);
+    for (int i = 1; i <= 8; ++i) bus.publish(tracked_goal{i, counted{counter}});
+    CHECK(counter.live() == 8);
+    bus.retain<tracked_goal>(3);
+    CHECK(counter.live() == 3);
+}
+
+TEST_CASE("a filter applies to replayed events as to live ones", "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(10);
+    publish_goals(bus, 1, 6);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                           tidings::filter([](const goal& g) { return g.seq % 2 == 0; }));
+    CHECK(seen == std::vector<int>{2, 4, 6});
+    publish_goals(bus, 7, 8);
+    CHECK(seen == std::vector<int>{2, 4, 6, 8});
+}
+
+TEST_CASE("replay combines with priority and track", "[retention]") {
+    tidings::bus bus;
+    bus.retain<goal>(2);
+    publish_goals(bus, 1, 2);
+    std::vector<std::string> log;
+    auto owner = std::make_shared<int>(0);
+    auto low = bus.subscribe([&](const goal& g) { log.push_back("low " + std::to_string(g.seq)); });
+    auto high =
+        bus.subscribe([&](const goal& g) { log.push_back("high " + std::to_string(g.seq)); },
+                      tidings::priority{5}, tidings::replay, tidings::track(owner));
+    CHECK(log == std::vector<std::string>{"high 1", "high 2"});
+    log.clear();
+    bus.publish(goal{3});
+    CHECK(log == std::vector<std::string>{"high 3", "low 3"});
+    owner.reset();
+    log.clear();
+    bus.publish(goal{4});
+    CHECK(log == std::vector<std::string>{"low 4"});
+}
+
+TEST_CASE("a replaying handler that publishes the same type sees its event after the replay",
+          "[retention][reentrancy]") {
+    tidings::bus bus;
+    bus.retain<goal>(10);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe(
+        [&](const goal& g) {
+            seen.push_back(g.seq);
+            if (g.seq == 1) bus.publish(goal{100});  // during the replay
+        },
+        tidings::replay);
+    CHECK(seen == std::vector<int>{1, 2, 3, 100});
+    std::vector<int> later;
+    auto t = bus.subscribe([&](const goal& g) { later.push_back(g.seq); }, tidings::replay);
+    CHECK(later == std::vector<int>{1, 2, 3, 100});  // and it was retained in that order
+}
+
+TEST_CASE("a throwing handler during an inline replay: the rest of the replay still runs",
+          "[retention][errors]") {
+    tidings::bus bus;
+    bus.set_error_policy(tidings::error_policy::report);
+    std::vector<std::string> reported;
+    bus.set_error_handler([&](const tidings::handler_error&) { reported.emplace_back("x"); });
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe(
+        [&](const goal& g) {
+            seen.push_back(g.seq);
+            if (g.seq == 2) throw std::runtime_error("two");
+        },
+        tidings::replay);
+    CHECK(seen == range(1, 3));
+    CHECK(reported.size() == 1);
+    CHECK(s.connected());  // with error_policy::report the subscription stays
+    bus.publish(goal{4});
+    CHECK(seen == range(1, 4));
+}
+
+// docs/replay.md: "With error_policy::rethrow_first, if the handler throws during the replay,
+// the rest of the replay still runs, then subscribe rethrows the first exception and the new
+// subscription is undone".
+TEST_CASE(
+    "with rethrow_first, a throwing replay makes subscribe rethrow and undoes the "
+    "subscription",
+    "[retention][errors]") {
+    tidings::bus bus;
+    bus.set_error_handler([](const tidings::handler_error&) {});
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto subscribe = [&] {
+        return bus.subscribe(
+            [&](const goal& g) {
+                seen.push_back(g.seq);
+                if (g.seq == 2) throw std::runtime_error("two");
+            },
+            tidings::replay);
+    };
+    CHECK_THROWS_WITH(subscribe(), "two");
+    CHECK(seen == range(1, 3));
+    CHECK(bus.subscriber_count<goal>() == 0);
+}
+
+// --- queued subscribers ------------------------------------------------------------------------
+
+TEST_CASE("a queued subscriber replays on its executor, then receives the live events",
+          "[retention][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<goal>(3);
+    publish_goals(bus, 1, 5);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                           tidings::deliver_on(loop));
+    CHECK(seen.empty());  // queued: nothing runs in subscribe
+    publish_goals(bus, 6, 7);
+    loop.run_pending();
+    CHECK(seen == range(3, 7));
+}
+
+TEST_CASE("a queued replaying subscriber holds back live events that overtake its replay",
+          "[retention][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<goal>(10);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    tidings::subscription s;
+    // The replay is queued from the subscribing thread's lane, the live events from the
+    // publishers' lanes; run_one takes the lanes in turn, so live events can run first.
+    std::thread joiner([&] {
+        s = bus.subscribe([&](const goal& e) { seen.push_back(e.seq); }, tidings::replay,
+                          tidings::deliver_on(loop));
+    });
+    joiner.join();
+    bus.publish(goal{4});
+    std::thread live([&] { bus.publish(goal{5}); });
+    live.join();
+    while (loop.run_one() != 0) {
+    }
+    REQUIRE(seen.size() == 5);
+    CHECK(std::vector<int>(seen.begin(), seen.begin() + 3) == range(1, 3));
+    // Live events from two threads keep per-producer order only.
+    CHECK(((seen[3] == 4 && seen[4] == 5) || (seen[3] == 5 && seen[4] == 4)));
+}
+
+// A tracked subscriber's handler never runs once the object is gone (options.hpp, track),
+// replayed events included.
+TEST_CASE("a queued replay is not delivered once the tracked object is gone",
+          "[retention][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<goal>(3);
+    publish_goals(bus, 1, 3);
+    auto owner = std::make_shared<int>(0);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                           tidings::track(owner), tidings::deliver_on(loop));
+    bus.publish(goal{4});
+    owner.reset();
+    loop.run_pending();
+    CHECK(seen.empty());
+}
+
+TEST_CASE("a queued replaying subscriber that leaves before its executor runs receives nothing",
+          "[retention][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<goal>(3);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    {
+        auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                               tidings::deliver_on(loop));
+        bus.publish(goal{4});
+    }
+    loop.run_pending();
+    CHECK(seen.empty());
+    CHECK(loop.stats().cancelled == 4);
+}
