@@ -1,10 +1,16 @@
 // publish allocates nothing in steady state. This file replaces the global allocation
 // functions (every form) with counting versions; they count only on a thread that has opened
-// a measuring window, so Catch2 and other threads do not disturb the count.
+// a measuring window, so Catch2 and other threads do not disturb the count. Under ASan or
+// TSan, whose runtimes define the allocation functions themselves (Clang links them
+// statically, so a replacement would be a duplicate definition), the count comes from the
+// sanitizer's malloc hook instead, which sees every operator new as well. Other test files
+// count through tidings_test::allocation_window (test_support.hpp), defined on top of this.
 
 #include <tidings/tidings.hpp>
 
 #include <catch2/catch.hpp>
+
+#include "test_support.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -15,11 +21,31 @@
 #include <thread>
 #include <vector>
 
+#if TIDINGS_TEST_ASAN || TIDINGS_TEST_TSAN
+#define TIDINGS_TEST_MALLOC_HOOK 1
+// From <sanitizer/allocator_interface.h>, which GCC does not install; both runtimes have it.
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*,
+                                                                             std::size_t),
+                                                         void (*free_hook)(const volatile void*));
+#else
+#define TIDINGS_TEST_MALLOC_HOOK 0
+#endif
+
 namespace {
+
+using tidings_test::allocation_window;
 
 thread_local bool counting = false;
 thread_local std::int64_t allocations = 0;
 
+#if TIDINGS_TEST_MALLOC_HOOK
+void count_malloc(const volatile void* /*pointer*/, std::size_t /*size*/) {
+    if (counting) ++allocations;
+}
+void count_free(const volatile void* /*pointer*/) {}
+[[maybe_unused]] const int hooks_installed =
+    __sanitizer_install_malloc_and_free_hooks(&count_malloc, &count_free);
+#else
 void* allocate(std::size_t size) noexcept {
     if (counting) ++allocations;
     return std::malloc(size != 0 ? size : 1);
@@ -45,23 +71,7 @@ void* allocate_aligned_or_throw(std::size_t size, std::align_val_t alignment) {
     if (void* p = allocate_aligned(size, alignment)) return p;
     throw std::bad_alloc();
 }
-
-/// Counts the allocations made by this thread while it is alive.
-class allocation_window {
-public:
-    allocation_window() noexcept {
-        allocations = 0;
-        counting = true;
-    }
-    ~allocation_window() { counting = false; }
-    allocation_window(const allocation_window&) = delete;
-    allocation_window& operator=(const allocation_window&) = delete;
-    /// Stops counting and returns the count.
-    std::int64_t stop() noexcept {
-        counting = false;
-        return allocations;
-    }
-};
+#endif
 
 struct tick {
     int value = 0;
@@ -76,6 +86,17 @@ void* volatile escape = nullptr;
 
 }  // namespace
 
+void tidings_test::start_counting_allocations() noexcept {
+    allocations = 0;
+    counting = true;
+}
+
+std::int64_t tidings_test::stop_counting_allocations() noexcept {
+    counting = false;
+    return allocations;
+}
+
+#if !TIDINGS_TEST_MALLOC_HOOK
 // --- the replaced allocation functions ------------------------------------------------------
 void* operator new(std::size_t size) { return allocate_or_throw(size); }
 void* operator new[](std::size_t size) { return allocate_or_throw(size); }
@@ -105,6 +126,7 @@ void operator delete(void* p, const std::nothrow_t&) noexcept { deallocate(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { deallocate(p); }
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { deallocate(p); }
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { deallocate(p); }
+#endif
 
 // --- tests ----------------------------------------------------------------------------------
 

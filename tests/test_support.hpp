@@ -1,6 +1,6 @@
 #pragma once
 // Helpers shared by the tidings tests: sanitizer-aware iteration counts, a lifetime counter
-// for captured state, and a bounded spin-wait that never sleeps.
+// for captured state, a bounded spin-wait that never sleeps, and allocation counting.
 
 #include <atomic>
 #include <cstdint>
@@ -11,28 +11,29 @@ namespace tidings_test {
 // ThreadSanitizer makes every atomic operation and every synchronization point many times
 // slower; the stress tests scale their iteration counts down under it.
 #if defined(__SANITIZE_THREAD__)
-inline constexpr bool under_tsan = true;
+#define TIDINGS_TEST_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-inline constexpr bool under_tsan = true;
-#else
-inline constexpr bool under_tsan = false;
+#define TIDINGS_TEST_TSAN 1
 #endif
-#else
-inline constexpr bool under_tsan = false;
+#endif
+#ifndef TIDINGS_TEST_TSAN
+#define TIDINGS_TEST_TSAN 0
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool under_asan = true;
+#define TIDINGS_TEST_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-inline constexpr bool under_asan = true;
-#else
-inline constexpr bool under_asan = false;
+#define TIDINGS_TEST_ASAN 1
 #endif
-#else
-inline constexpr bool under_asan = false;
 #endif
+#ifndef TIDINGS_TEST_ASAN
+#define TIDINGS_TEST_ASAN 0
+#endif
+
+inline constexpr bool under_tsan = TIDINGS_TEST_TSAN != 0;
+inline constexpr bool under_asan = TIDINGS_TEST_ASAN != 0;
 
 /// `n` normally; `n / tsan_divisor` (at least 1) under ThreadSanitizer.
 constexpr std::int64_t scaled(std::int64_t n, std::int64_t tsan_divisor = 16) {
@@ -80,5 +81,35 @@ inline void busy_work(int iterations) {
     static std::atomic<int> sink{0};
     for (int i = 0; i < iterations; ++i) sink.fetch_add(1, std::memory_order_relaxed);
 }
+
+// Allocation counting, defined in tests/allocation.cpp (part of the same test executable): it
+// replaces the global allocation functions, or under ASan or TSan installs the sanitizer's
+// malloc hook. Each thread counts only its own allocations, and only between these two calls.
+
+/// Starts counting the calling thread's allocations, from zero.
+void start_counting_allocations() noexcept;
+/// Stops counting the calling thread's allocations; returns how many it made since the start.
+std::int64_t stop_counting_allocations() noexcept;
+
+/// Counts the allocations made by the thread that created it, until stop() or destruction.
+class allocation_window {
+public:
+    allocation_window() noexcept { start_counting_allocations(); }
+    ~allocation_window() { stop(); }
+    allocation_window(const allocation_window&) = delete;
+    allocation_window& operator=(const allocation_window&) = delete;
+    /// Stops counting and returns the count (the first call's count, on later calls too).
+    std::int64_t stop() noexcept {
+        if (open_) {
+            count_ = stop_counting_allocations();
+            open_ = false;
+        }
+        return count_;
+    }
+
+private:
+    bool open_ = true;
+    std::int64_t count_ = 0;
+};
 
 }  // namespace tidings_test

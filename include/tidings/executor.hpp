@@ -299,8 +299,10 @@ public:
 
     /// Waits for work by the configured strategy. `idle_since` is when the consumer last found
     /// work (the adaptive strategy moves from spinning to yielding to blocking as it ages).
-    /// Returns when there may be work, or when wake_consumer() was called.
-    void wait_for_work(std::chrono::steady_clock::time_point idle_since) noexcept {
+    /// Returns when there may be work, when wake_consumer() was called, or when `stop_flag`
+    /// is set (its setter must call wake_consumer() after setting it).
+    void wait_for_work(std::chrono::steady_clock::time_point idle_since,
+                       const std::atomic<bool>& stop_flag) noexcept {
         switch (phase(idle_since)) {
             case wait_phase::spin:
                 // Poll an empty queue about every 0.3 µs (a pause is ~10 ns on the Xeons we
@@ -313,15 +315,16 @@ public:
                 std::this_thread::yield();
                 return;
             case wait_phase::block:
-                sleep_until_woken();
+                sleep_until_woken(stop_flag);
                 return;
         }
     }
 
     /// Wakes the consumer if it sleeps (or is about to).
     void wake_consumer() noexcept {
-        // release: pairs with the acquire load in sleep_until_woken (not for data: the lanes
-        // carry their own release/acquire; this only makes the futex value change).
+        // release: pairs with the acquire load in sleep_until_woken, so that a consumer that
+        // reads this increment also sees a stop flag stored before it (the tasks themselves
+        // are published by the lanes' own release/acquire).
         wake_.fetch_add(1, std::memory_order_release);
         wake_.notify_one();
     }
@@ -514,9 +517,15 @@ private:
         }
     }
 
-    void sleep_until_woken() noexcept {
+    void sleep_until_woken(const std::atomic<bool>& stop_flag) noexcept {
         // acquire: see wake_consumer.
         const std::uint32_t seen = wake_.load(std::memory_order_acquire);
+        // Checked after reading `seen`: a stop that set the flag and woke us before that read
+        // would otherwise leave us asleep for good (the wake-up already happened). acquire:
+        // if `seen` includes the stopper's increment, its earlier store of the flag is
+        // visible (release sequence of wake_); if not, the increment still changes wake_ and
+        // ends the wait below.
+        if (stop_flag.load(std::memory_order_acquire)) return;
         sleeping_.store(true, std::memory_order_relaxed);
         heavy_barrier();  // pairs with light_barrier in push(): see there
         if (!has_work()) wake_.wait(seen, std::memory_order_acquire);
@@ -808,6 +817,13 @@ private:
         for (;;) {
             if (core.run_some(batch_limit) != 0) {
                 idle = false;
+                // Between batches too, not only when idle: a discarding stop must not wait
+                // for a backlog to run first. acquire: pairs with the release store in stop().
+                if (stopping_.load(std::memory_order_acquire) &&
+                    mode_.load(std::memory_order_relaxed) == stop_mode::discard) {
+                    core.discard_all();
+                    return;
+                }
                 continue;
             }
             if (!idle) {
@@ -825,7 +841,7 @@ private:
                 }
                 return;
             }
-            core.wait_for_work(idle_since);
+            core.wait_for_work(idle_since, stopping_);
         }
     }
 
