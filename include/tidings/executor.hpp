@@ -666,6 +666,9 @@ concept executor_type = requires(Executor& executor) {
 /// `bus.subscribe<E>(handler, tidings::deliver_on(worker))`.
 template <class Executor>
 struct deliver_on {
+    static_assert(detail::executor_type<Executor>,
+                  "tidings::deliver_on: the argument must be an executor "
+                  "(tidings::thread_executor or tidings::manual_executor)");
     using is_delivery_option = void;
     Executor* executor;
     explicit deliver_on(Executor& target) noexcept : executor(&target) {}
@@ -758,7 +761,8 @@ public:
     /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
     explicit thread_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)),
-          worker_([core = core_.get(), this](std::stop_token) { run(*core); }) {}
+          worker_([core = core_.get(), this](std::stop_token) { run(*core); }),
+          worker_id_(worker_.get_id()) {}
 
     /// @brief stop(stop_mode::drain), then disconnects the subscriptions that deliver here.
     ~thread_executor() {
@@ -781,11 +785,18 @@ public:
     /// Idempotent: a second call returns 0.
     /// @throws would_deadlock if called from the worker thread or from inside a handler.
     std::size_t stop(stop_mode mode = stop_mode::drain) {
-        std::lock_guard lock{stop_mutex_};
-        if (!worker_.joinable()) return 0;
-        if (std::this_thread::get_id() == worker_.get_id()) {
+        // Both checks come before the mutex: a handler that called stop() while another
+        // thread holds the mutex (waiting to join this very worker) would wait for ever.
+        if (std::this_thread::get_id() == worker_id_) {
             throw would_deadlock("tidings: a thread_executor cannot stop itself from its worker");
         }
+        if (detail::in_read_section()) {
+            throw would_deadlock(
+                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
+                "for running publishes, and this thread is running one");
+        }
+        std::lock_guard lock{stop_mutex_};
+        if (!worker_.joinable()) return 0;
         core_->stop_accepting();
         const std::uint64_t discarded_before = core_->stats().discarded;
         mode_.store(mode, std::memory_order_relaxed);  // ordered by the release below
@@ -804,7 +815,7 @@ public:
     [[nodiscard]] executor_stats stats() const noexcept { return core_->stats(); }
 
     /// @brief The worker thread's id.
-    [[nodiscard]] std::thread::id thread_id() const noexcept { return worker_.get_id(); }
+    [[nodiscard]] std::thread::id thread_id() const noexcept { return worker_id_; }
 
     /// @brief For tidings internals: the shared state.
     [[nodiscard]] detail::executor_core& core() noexcept { return *core_; }
@@ -851,7 +862,9 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<stop_mode> mode_{stop_mode::drain};
     std::mutex stop_mutex_;
-    std::jthread worker_;  // last: starts after every other member is constructed
+    std::jthread worker_;  // after the members run() uses: starts once they are constructed
+    // Read by stop() without the mutex (worker_.get_id() would race with another stop's join).
+    const std::thread::id worker_id_;
 };
 
 }  // namespace tidings
