@@ -147,6 +147,7 @@ public:
         static_assert(std::is_invocable_v<Modify&&, T&>,
                       "tidings::observable<T>::update: the function must be callable with `T&` "
                       "(it modifies the value in place)");
+        std::optional<detail::change<T>> own;
         if constexpr (std::is_invocable_v<Modify&&, T&>) {
             std::lock_guard lock{state_mutex_};
             if constexpr (std::equality_comparable<T>) {
@@ -157,13 +158,20 @@ public:
                 std::invoke(std::forward<Modify>(modify), value_);
             }
             ++version_;
-            pending_.push_back({version_, 0, value_});
-            if (delivering_) return true;  // the delivering thread will publish it, in order
+            if (delivering_) {
+                // Another thread is delivering: it publishes this change after the ones
+                // before it, in order.
+                pending_.push_back({version_, 0, value_});
+                return true;
+            }
             delivering_ = true;
+            // Nothing is pending (the last deliverer emptied the queue before it cleared
+            // delivering_): this change goes out first, without a trip through the queue.
+            own.emplace(detail::change<T>{version_, 0, value_});
         } else {
             return false;
         }
-        deliver_pending();
+        deliver_pending(own);
         return true;
     }
 
@@ -337,26 +345,32 @@ private:
 
     /// Publishes queued changes in order until none is left. Only the delivering thread runs
     /// it; exceptions from observers are kept and the first is rethrown at the end.
-    void deliver_pending() {
+    /// Publishes `next` (when it holds a change), then every pending change, in order, until
+    /// none is left. Called by the one thread that set delivering_.
+    void deliver_pending(std::optional<detail::change<T>>& next) {
         std::exception_ptr first_error;
         for (;;) {
-            std::optional<detail::change<T>> next;
-            {
-                std::lock_guard lock{state_mutex_};
-                if (pending_.empty()) {
-                    delivering_ = false;
-                    break;
+            if (next.has_value()) {
+                try {
+                    bus_.publish(*next);
+                } catch (...) {
+                    if (!first_error) first_error = std::current_exception();
                 }
-                next.emplace(std::move(pending_.front()));
-                pending_.pop_front();
             }
-            try {
-                bus_.publish(*next);
-            } catch (...) {
-                if (!first_error) first_error = std::current_exception();
+            std::lock_guard lock{state_mutex_};
+            if (pending_.empty()) {
+                delivering_ = false;
+                break;
             }
+            next.emplace(std::move(pending_.front()));
+            pending_.pop_front();
         }
         if (first_error) std::rethrow_exception(first_error);
+    }
+
+    void deliver_pending() {
+        std::optional<detail::change<T>> none;
+        deliver_pending(none);
     }
 
     mutable std::mutex state_mutex_;
