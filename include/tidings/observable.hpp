@@ -389,21 +389,21 @@ private:
     subscription source_;  // latest(): the link to the bus
 
     template <class Event, class Threading>
-    friend observable<std::optional<Event>> latest(basic_bus<Threading>& bus);
+    friend observable<std::optional<Event>> latest(basic_bus<Threading>& source);
 };
 
-/// @brief The latest event of type `Event` published on `bus`, as an observable (empty until
-/// the first one): GUI-style state over an event stream. Detaches when the bus or the
+/// @brief The latest event of type `Event` published on `source`, as an observable (empty
+/// until the first one): GUI-style state over an event stream. Detaches when the bus or the
 /// observable is destroyed.
 /// Thread safety: like the bus and tidings::observable.
 template <class Event, class Threading>
-[[nodiscard]] observable<std::optional<Event>> latest(basic_bus<Threading>& bus) {
+[[nodiscard]] observable<std::optional<Event>> latest(basic_bus<Threading>& source) {
     static_assert(detail::check_event<Event>());
     static_assert(std::is_copy_constructible_v<Event>,
                   "tidings::latest<Event>: the observable holds a copy of the latest event: "
                   "the event type must be copyable");
     using result = observable<std::optional<Event>>;
-    return result(detail::latest_tag<Event>{}, bus);
+    return result(detail::latest_tag<Event>{}, source);
 }
 
 }  // namespace tidings

@@ -28,9 +28,9 @@ class publisher {
     static_assert(detail::check_event<Event>());
 
 public:
-    /// @brief Binds to the channel of `Event` on `bus`, creating it if needed.
-    explicit publisher(basic_bus<Threading>& bus)
-        : core_(bus.core_), channel_(&core_->template channel_for<Event>()) {}
+    /// @brief Binds to the channel of `Event` on `source`, creating it if needed.
+    explicit publisher(basic_bus<Threading>& source)
+        : core_(source.core_), channel_(&core_->template channel_for<Event>()) {}
 
     /// @brief Publishes `event`; see basic_bus::publish.
     publish_result publish(const Event& event) const { return channel_->publish(event); }

@@ -35,11 +35,11 @@ class subscriber {
     static_assert((detail::check_event<Events>() && ...));
 
 public:
-    /// @brief Subscribes `object.on` to each event type on `bus`; the options (for example a
-    /// tidings::priority) apply to every one of them.
+    /// @brief Subscribes `object.on` to each event type on `source`; the options (for example
+    /// a tidings::priority) apply to every one of them.
     template <class Threading, class Object, class... Options>
-    subscriber(basic_bus<Threading>& bus, Object& object, const Options&... options)
-        : subscriptions_{subscribe_one<Events>(bus, object, options...)...} {}
+    subscriber(basic_bus<Threading>& source, Object& object, const Options&... options)
+        : subscriptions_{subscribe_one<Events>(source, object, options...)...} {}
 
     /// @brief Disconnects every handler. Idempotent.
     void unsubscribe() noexcept {
@@ -56,13 +56,13 @@ public:
 
 private:
     template <class Event, class Threading, class Object, class... Options>
-    static subscription subscribe_one(basic_bus<Threading>& bus, Object& object,
+    static subscription subscribe_one(basic_bus<Threading>& source, Object& object,
                                       const Options&... options) {
         static_assert(detail::has_on_for<Object, Event>,
                       "tidings::subscriber: the object has no member `on(const Event&)` that "
                       "accepts one of the listed event types; add an `on` overload for it");
         if constexpr (detail::has_on_for<Object, Event>) {
-            return bus.template subscribe<Event>(
+            return source.template subscribe<Event>(
                 [target = &object](const Event& event) { target->on(event); }, options...);
         } else {
             return {};
