@@ -7,6 +7,8 @@
 /// Thread safety: figure_store is written by the benchmark thread only (Google Benchmark runs
 /// one benchmark at a time); the timing and pinning helpers may be called from any thread.
 
+#include "collecting_reporter.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -351,6 +354,36 @@ inline void default_min_time(std::vector<char*>& args, std::string& storage,
     }
     storage = "--benchmark_min_time=" + std::string{seconds};
     args.push_back(storage.data());
+}
+
+/// @brief The common main: initializes Google Benchmark with `args` (the program's own
+/// options already taken out), prints `name`, the compiler and the CPU count, registers the
+/// benchmarks with `register_all()`, runs them, and hands the results to
+/// `summary(out, results, load_average_at_start)`. Returns main's exit code.
+template <class Register, class Summary>
+int run_benchmarks(std::string_view name, std::vector<char*> args, Register register_all,
+                   Summary summary) {
+    int args_count = static_cast<int>(args.size());
+    args.push_back(nullptr);
+    benchmark::Initialize(&args_count, args.data());
+    if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
+
+    benchmark::BenchmarkReporter* display = benchmark::CreateDefaultDisplayReporter();
+    std::ostream& out =
+        dynamic_cast<benchmark::ConsoleReporter*>(display) != nullptr ? std::cout : std::cerr;
+    out << name << ": " << compiler() << ", " << std::thread::hardware_concurrency() << " CPUs\n";
+#if !defined(__OPTIMIZE__) || !defined(NDEBUG)
+    out << "WARNING: not an optimized build with NDEBUG: the figures are not meaningful.\n";
+#endif
+    out.flush();
+
+    register_all();
+    const std::optional<double> load_at_start = load_average();
+    collecting_reporter reporter{display};
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    if (!reporter.empty()) summary(out, reporter, load_at_start);
+    benchmark::Shutdown();
+    return 0;
 }
 
 }  // namespace tidings_bench::async_report

@@ -262,26 +262,6 @@ int main(int argc, char** argv) {
     std::vector<char*> args(argv, argv + argc);
     std::string min_time;
     async_report::default_min_time(args, min_time, "0.2");
-    int args_count = static_cast<int>(args.size());
-    args.push_back(nullptr);
-    benchmark::Initialize(&args_count, args.data());
-    if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
-
-    benchmark::BenchmarkReporter* display = benchmark::CreateDefaultDisplayReporter();
-    std::ostream& out =
-        dynamic_cast<benchmark::ConsoleReporter*>(display) != nullptr ? std::cout : std::cerr;
-    out << "tidings_bench_commands: " << async_report::compiler() << ", "
-        << std::thread::hardware_concurrency() << " CPUs\n";
-#if !defined(__OPTIMIZE__) || !defined(NDEBUG)
-    out << "WARNING: not an optimized build with NDEBUG: the figures are not meaningful.\n";
-#endif
-    out.flush();
-
-    register_benchmarks();
-    const std::optional<double> load_at_start = async_report::load_average();
-    collecting_reporter reporter{display};
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-    if (!reporter.empty()) print_summary(out, reporter, load_at_start);
-    benchmark::Shutdown();
-    return 0;
+    return async_report::run_benchmarks("tidings_bench_commands", std::move(args),
+                                        register_benchmarks, print_summary);
 }

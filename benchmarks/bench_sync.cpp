@@ -28,6 +28,7 @@
 // median of the N repetitions. The summary's ns are CPU time per operation, which preemption
 // by other processes does not inflate; the 2-thread throughput needs an otherwise idle machine.
 
+#include "async_report.hpp"
 #include "collecting_reporter.hpp"
 
 #include <tidings/tidings.hpp>
@@ -376,98 +377,11 @@ std::string_view short_label(std::string_view key) {
     return key;
 }
 
-/// @brief Counts the targets met, missed and not measured, and words each verdict.
-class scoreboard {
-public:
-    /// @param measured false if a figure the target needs is missing.
-    /// @param met whether the target is met (ignored unless measured).
-    std::string judge(bool measured, bool met) {
-        if (!measured) {
-            ++unmeasured_;
-            return "n/a";
-        }
-        ++(met ? met_ : missed_);
-        return met ? "PASS" : "MISS";
-    }
+// The summary's bookkeeping and tables are the ones the other benchmark executables use.
+using scoreboard = async_report::verdicts;
+using markdown_table = async_report::table;
 
-    void print(std::ostream& out) const {
-        out << "Targets: " << met_ << " PASS, " << missed_ << " MISS";
-        if (unmeasured_ > 0) {
-            out << ", " << unmeasured_ << " not measured (peer not built or filtered out)";
-        }
-        out << ".\n";
-    }
-
-private:
-    int met_ = 0;
-    int missed_ = 0;
-    int unmeasured_ = 0;
-};
-
-/// @brief A Markdown table whose columns are padded to line up in a terminal too.
-class markdown_table {
-public:
-    /// @param alignment one character per column: 'l' or 'r'.
-    markdown_table(std::vector<std::string> header, std::string alignment)
-        : header_(std::move(header)), alignment_(std::move(alignment)) {}
-
-    void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-
-    [[nodiscard]] bool empty() const noexcept { return rows_.empty(); }
-
-    void print(std::ostream& out) const {
-        std::vector<std::size_t> widths(header_.size(), 3);
-        for (std::size_t c = 0; c < header_.size(); ++c) {
-            widths[c] = std::max(widths[c], display_width(header_[c]));
-            for (const auto& row : rows_) {
-                widths[c] = std::max(widths[c], display_width(row[c]));
-            }
-        }
-        print_row(out, header_, widths);
-        out << '|';
-        for (std::size_t c = 0; c < header_.size(); ++c) {
-            const bool right = alignment_[c] == 'r';
-            out << ' ' << std::string(widths[c] - (right ? 1 : 0), '-') << (right ? ":" : "")
-                << " |";
-        }
-        out << '\n';
-        for (const auto& row : rows_) {
-            print_row(out, row, widths);
-        }
-    }
-
-private:
-    /// Code points, so that "×" and "≤" count as one column.
-    static std::size_t display_width(std::string_view text) {
-        std::size_t width = 0;
-        for (const char ch : text) {
-            width += (static_cast<unsigned char>(ch) & 0xC0U) != 0x80U ? 1 : 0;
-        }
-        return width;
-    }
-
-    void print_row(std::ostream& out, const std::vector<std::string>& row,
-                   const std::vector<std::size_t>& widths) const {
-        out << '|';
-        for (std::size_t c = 0; c < row.size(); ++c) {
-            const std::string padding(widths[c] - display_width(row[c]), ' ');
-            out << ' ' << (alignment_[c] == 'r' ? padding + row[c] : row[c] + padding) << " |";
-        }
-        out << '\n';
-    }
-
-    std::vector<std::string> header_;
-    std::string alignment_;
-    std::vector<std::vector<std::string>> rows_;
-};
-
-std::string_view compiler() {
-#if defined(__GNUC__) && !defined(__clang__)
-    return "GCC " __VERSION__;
-#else
-    return __VERSION__;
-#endif
-}
+using async_report::compiler;
 
 void print_environment(std::ostream& out) {
     out << "tidings_bench_sync: compiler " << compiler() << ", "
