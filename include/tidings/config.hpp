@@ -63,6 +63,52 @@
 #endif
 #endif
 
+/// @brief A point where the test build perturbs the thread schedule.
+///
+/// Placed at the concurrency-critical points of the executor, channel, epoch and retention
+/// code (between a store and the load that must see another thread's store, before a wait,
+/// between two steps of a protocol). Compiled out unless `TIDINGS_PERTURB_SCHEDULE` is defined
+/// to 1, as the test suite's perturbation build does (CMake option TIDINGS_PERTURB_SCHEDULE):
+/// then each point, at random, yields the thread or spins a short while, so that stress tests
+/// reach interleavings that plain runs almost never do. Never enable it in production.
+#ifndef TIDINGS_PERTURB_SCHEDULE
+#define TIDINGS_PERTURB_SCHEDULE 0
+#endif
+#if TIDINGS_PERTURB_SCHEDULE
+#include <atomic>
+#include <cstdint>
+#include <thread>
+namespace tidings::detail {
+/// One schedule point of the perturbation build: nothing 3 times in 4, else a yield or a spin
+/// of up to ~2000 iterations, chosen by a per-thread xorshift generator.
+inline void perturb_schedule() noexcept {
+    thread_local std::uint64_t state =
+        0x9E3779B97F4A7C15ULL ^
+        static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    const auto draw = static_cast<unsigned>(state >> 32);
+    switch (draw & 7U) {
+        case 0:
+            std::this_thread::yield();
+            break;
+        case 1: {
+            const unsigned spins = (draw >> 3) & 2047U;
+            for (unsigned i = 0; i < spins; ++i)
+                std::atomic_signal_fence(std::memory_order_seq_cst);
+            break;
+        }
+        default:
+            break;
+    }
+}
+}  // namespace tidings::detail
+#define TIDINGS_SCHEDULE_POINT() ::tidings::detail::perturb_schedule()
+#else
+#define TIDINGS_SCHEDULE_POINT() ((void)0)
+#endif
+
 namespace tidings {
 
 /// @brief The size we pad contended atomics to. 64 bytes on every x86-64 and most ARM cores;
