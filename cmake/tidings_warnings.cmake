@@ -1,10 +1,12 @@
-# tidings_set_warnings(<target> [NO_SANITIZE])
+# tidings_set_warnings(<target> [NO_SANITIZE] [STRICT])
 #
 # Applies tidings' warning flags, and the sanitizers chosen with TIDINGS_SANITIZE, to one of
 # our own targets (tests, examples, benchmarks). Never call it on the INTERFACE target
 # `tidings`: consumers choose their own flags. NO_SANITIZE leaves the target's code
 # uninstrumented (for third-party code such as Catch2's main, linked into a sanitized
-# executable).
+# executable). STRICT adds the flags our strictest users build with (-Wshadow -Wconversion
+# -Wsign-conversion -Wold-style-cast, and -Wuseless-cast on GCC): the examples and the strict
+# consumer use it, so that every header template they instantiate is checked with them.
 #
 #   TIDINGS_WERROR    ON: warnings are errors.
 #   TIDINGS_SANITIZE  "" | "address;undefined" | "thread": any list of -fsanitize= names,
@@ -12,7 +14,7 @@
 include_guard(GLOBAL)
 
 function(tidings_set_warnings target)
-    cmake_parse_arguments(PARSE_ARGV 1 arg "NO_SANITIZE" "" "")
+    cmake_parse_arguments(PARSE_ARGV 1 arg "NO_SANITIZE;STRICT" "" "")
     # Standard C++20, so that -Wpedantic means what it says.
     set_target_properties(${target} PROPERTIES CXX_EXTENSIONS OFF)
 
@@ -23,6 +25,13 @@ function(tidings_set_warnings target)
         endif()
     else()
         target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+        if(arg_STRICT)
+            target_compile_options(${target} PRIVATE
+                -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast)
+            if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+                target_compile_options(${target} PRIVATE -Wuseless-cast)
+            endif()
+        endif()
         if(TIDINGS_WERROR)
             target_compile_options(${target} PRIVATE -Werror)
         endif()

@@ -42,6 +42,9 @@ struct feed_summary {
     double last;
 };
 
+/// Producers are numbered from 0; this is a producer's index into the per-producer arrays.
+std::size_t slot_of(int producer) { return static_cast<std::size_t>(producer); }
+
 double price_of(int producer, int seq) { return 100.0 + ((seq * 37 + producer * 11) % 200) * 0.05; }
 
 /// What one consumer learned about one producer's feed.
@@ -120,19 +123,20 @@ int main() {
     // [subscribe-begin]
     // Two subscribers of tick on the worker: each publish queues ONE task to the worker, which
     // calls both, in subscription order.
-    auto stats_sub = bus.subscribe([&](const tick& t) { statistics[t.producer].on_tick(t); },
-                                   tidings::deliver_on(worker));
-    auto order_sub = bus.subscribe([&](const tick& t) { ++order_checked[t.producer]; },
+    auto stats_sub =
+        bus.subscribe([&](const tick& t) { statistics[slot_of(t.producer)].on_tick(t); },
+                      tidings::deliver_on(worker));
+    auto order_sub = bus.subscribe([&](const tick& t) { ++order_checked[slot_of(t.producer)]; },
                                    tidings::deliver_on(worker));
     auto summary_sub =
-        bus.subscribe([&](const feed_summary& s) { statistics[s.producer].on_summary(s); },
+        bus.subscribe([&](const feed_summary& s) { statistics[slot_of(s.producer)].on_summary(s); },
                       tidings::deliver_on(worker));
     // The frame's subscribers run inside frame.run_pending(), in the main thread.
-    auto chart_sub = bus.subscribe([&](const tick& t) { chart[t.producer].on_tick(t); },
+    auto chart_sub = bus.subscribe([&](const tick& t) { chart[slot_of(t.producer)].on_tick(t); },
                                    tidings::deliver_on(frame));
     auto closed_sub = bus.subscribe(
         [&](const feed_summary& s) {
-            chart[s.producer].on_summary(s);
+            chart[slot_of(s.producer)].on_summary(s);
             ++closed_feeds;
         },
         tidings::deliver_on(frame));
@@ -178,7 +182,7 @@ int main() {
                  frames);
 
     for (int p = 0; p < producer_count; ++p) {
-        const feed_view& v = chart[p];
+        const feed_view& v = chart[slot_of(p)];
         std::printf("frame loop: producer %d: %d ticks, %s, last %.2f, summary %s\n", p, v.received,
                     v.out_of_order == 0 ? "in order" : "OUT OF ORDER", v.last,
                     v.summary_matches ? "matches" : "DOES NOT MATCH");
@@ -190,13 +194,14 @@ int main() {
     // [stop-end]
     check(discarded == 0, "a draining stop discarded tasks");
     for (int p = 0; p < producer_count; ++p) {
-        const feed_view& v = statistics[p];
+        const feed_view& v = statistics[slot_of(p)];
         std::printf(
             "worker: producer %d: %d ticks, %s, mean %.3f, low %.2f, high %.2f, summary %s\n", p,
             v.received, v.out_of_order == 0 ? "in order" : "OUT OF ORDER", v.sum / v.received,
             v.low, v.high, v.summary_matches ? "matches" : "DOES NOT MATCH");
         check(v.complete(), "the worker missed ticks or saw them out of order");
-        check(order_checked[p] == ticks_per_producer, "the second worker subscriber missed ticks");
+        check(order_checked[slot_of(p)] == ticks_per_producer,
+              "the second worker subscriber missed ticks");
     }
 
     // [stats-begin]

@@ -58,7 +58,7 @@ bool one_match() {
     follower ana{"ana", {}};
     auto ana_sub = bus.subscribe(&follower::on_goal, ana);  // live from the kick-off
     std::printf("ana follows from the kick-off\n");
-    for (int i = 0; i < 7; ++i) bus.publish(match[i]);
+    for (std::size_t i = 0; i < 7; ++i) bus.publish(match[i]);
 
     // [late-join-begin]
     follower bo{"bo", {}};
@@ -67,7 +67,7 @@ bool one_match() {
     auto bo_sub = bus.subscribe(&follower::on_goal, bo, tidings::replay);
     std::printf("bo is now live\n");
     // [late-join-end]
-    for (int i = 7; i < 9; ++i) bus.publish(match[i]);
+    for (std::size_t i = 7; i < 9; ++i) bus.publish(match[i]);
 
     // [replay-count-begin]
     follower cy{"cy", {}};
