@@ -112,6 +112,8 @@ struct lane {
     std::uint64_t run_until = 0;
     /// Immutable once the lane is published in the executor's list.
     lane* next = nullptr;
+    /// The id of the executor that owns the lane (for the exit lanes' look-up).
+    std::uint64_t owner_id = 0;
 
     void release() noexcept {
         // acq_rel: the other owner's last use happens before the deletion.
@@ -137,15 +139,39 @@ struct thread_lanes {
     thread_lanes() = default;
     thread_lanes(const thread_lanes&) = delete;
     thread_lanes& operator=(const thread_lanes&) = delete;
-    ~thread_lanes() {
-        for (lane_cache_entry& way : lane_cache) way = {};
-        for (const lane_cache_entry& entry : entries) {
-            // release: our last pushes happen before a new owner's (pairs with its acquire CAS).
-            entry.cached->abandoned.store(true, std::memory_order_release);
-            entry.cached->release();
-        }
-    }
+    ~thread_lanes();
 };
+
+/// True once this thread's thread_lanes was destroyed: the thread is exiting, and a
+/// thread_local destructor that runs later (an object constructed before the thread's first
+/// queued publish) may still publish. Trivially destructible, so readable during the exit.
+inline constinit thread_local bool this_thread_lanes_gone = false;
+
+/// The lanes such a late publish took (see executor_core::exit_lane): given back when its
+/// dispatch ends, through request_exit_cleanup.
+inline constexpr std::size_t exit_lane_slots = 8;
+inline constinit thread_local lane* exit_lanes[exit_lane_slots]{};
+
+inline void release_exit_lanes() noexcept {
+    for (lane_cache_entry& way : lane_cache) way = {};
+    for (lane*& taken : exit_lanes) {
+        if (taken == nullptr) continue;
+        // release: our pushes happen before a new owner's (pairs with its acquire CAS).
+        taken->abandoned.store(true, std::memory_order_release);
+        taken->release();
+        taken = nullptr;
+    }
+}
+
+inline thread_lanes::~thread_lanes() {
+    this_thread_lanes_gone = true;
+    for (lane_cache_entry& way : lane_cache) way = {};
+    for (const lane_cache_entry& entry : entries) {
+        // release: our last pushes happen before a new owner's (pairs with its acquire CAS).
+        entry.cached->abandoned.store(true, std::memory_order_release);
+        entry.cached->release();
+    }
+}
 
 inline thread_local thread_lanes this_thread_lanes;
 
@@ -483,6 +509,9 @@ private:
     std::size_t run_lane(lane& current, std::size_t limit, std::uint64_t end) noexcept {
         std::size_t ran = 0;
         std::uint64_t cancelled = 0;
+        // The consumer thread's first batch registers it; out of memory, it runs nothing now
+        // and tries again on its next call (this function cannot throw).
+        if (!try_register_this_thread()) return 0;
         // One read section for the batch: the deliveries of thread-safe buses nest in it
         // for the price of a counter increment each.
         epoch_read_section section;
@@ -533,6 +562,8 @@ private:
     }
 
     [[gnu::noinline]] lane& lane_slow(lane_cache_entry& way) {
+        if (this_thread_lanes_gone) [[unlikely]]
+            return exit_lane(way);
         std::vector<lane_cache_entry>& entries = this_thread_lanes.entries;
         // Drop lanes of executors that are gone, so their memory is freed.
         for (auto it = entries.begin(); it != entries.end();) {
@@ -549,11 +580,40 @@ private:
             if (entry.executor_id == id_) found = entry.cached;
         }
         if (found == nullptr) {
+            entries.reserve(entries.size() + 1);  // may throw before a lane is taken (strong)
             found = adopt_lane();
             entries.push_back({id_, found});
         }
         way = {id_, found};
         return *found;
+    }
+
+    /// A lane for a publish made after this thread's thread_lanes was destroyed (from a
+    /// thread_local destructor at thread exit): taken for the current dispatch only, and
+    /// abandoned when it ends, so the consumer still runs its tasks.
+    /// @throws std::length_error past exit_lane_slots executors in one such dispatch.
+    [[gnu::noinline]] lane& exit_lane(lane_cache_entry& way) {
+        if (!in_read_section()) {
+            // Every push runs in a dispatch; without one the lane could not be given back.
+            throw std::logic_error("tidings: an executor push outside a dispatch at thread exit");
+        }
+        for (lane* taken : exit_lanes) {
+            if (taken != nullptr && taken->owner_id == id_) {
+                way = {id_, taken};
+                return *taken;
+            }
+        }
+        for (lane*& slot : exit_lanes) {
+            if (slot != nullptr) continue;
+            slot = adopt_lane();
+            slot->owner_id = id_;
+            request_exit_cleanup(&release_exit_lanes);
+            way = {id_, slot};
+            return *slot;
+        }
+        throw std::length_error(
+            "tidings: a thread publishing during its exit reached more than 8 executors in one "
+            "dispatch");
     }
 
     /// A lane for a new producer thread: an abandoned one if any, else a new one.

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <limits>
 #include <thread>
+#include <utility>
 
 #if TIDINGS_USE_MEMBARRIER
 #include <linux/membarrier.h>
@@ -62,8 +63,14 @@ inline void reclaim_list(retired* list) noexcept {
 struct alignas(cache_line_size) reader_record {
     std::atomic<std::uint64_t> state{0};  ///< 0 = quiescent, else the epoch at entry
     std::atomic<bool> in_use{false};      ///< owned by a live thread
-    std::uint32_t nesting = 0;            ///< dispatch depth; touched only by the owner thread
-    reader_record* next = nullptr;        ///< immutable once the record is in the registry
+    /// Owner-only: leaving the outermost section has work to do (thread exit, see
+    /// reader_record_owner): checked there, so the common exit tests one byte of this line.
+    bool exit_pending = false;
+    /// Owner-only: the record was claimed after the thread's record owner was destroyed (a
+    /// publish from a thread_local destructor); it is given back when the section ends.
+    bool temporary = false;
+    std::uint32_t nesting = 0;      ///< dispatch depth; touched only by the owner thread
+    reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
 static_assert(sizeof(reader_record) == cache_line_size, "one reader record per cache line");
 
@@ -83,21 +90,48 @@ inline constinit epoch_registry registry{};
 /// This thread's record, or null before its first dispatch.
 inline constinit thread_local reader_record* this_thread_record = nullptr;
 
-/// Gives the record back when its thread exits, so a later thread can reuse it.
+/// True once this thread's reader_record_owner has been destroyed: the thread is exiting, and
+/// thread_local destructors that run after it (objects constructed before the thread's first
+/// publish) may still publish. Trivially destructible, so readable at any point of the exit.
+inline constinit thread_local bool this_thread_exiting = false;
+
+/// Work to run when the calling thread next leaves its outermost read section, set by
+/// request_exit_cleanup (the executors' lanes taken during thread exit). Null when none.
+using exit_cleanup_fn = void (*)() noexcept;
+inline constinit thread_local exit_cleanup_fn this_thread_exit_cleanup = nullptr;
+
+/// Gives a record back to the registry (its thread no longer reads).
+inline void give_back(reader_record* record) noexcept {
+    record->exit_pending = false;
+    record->temporary = false;
+    // release: our last dispatch's reads happen before a writer that sees us quiescent
+    // (pairs with the acquire loads in wait_for_readers/oldest_reader_epoch).
+    record->state.store(0, std::memory_order_release);
+    registry.records_in_use.fetch_sub(1, std::memory_order_seq_cst);
+    // release: pairs with the acquire CAS of the next thread that claims this record.
+    record->in_use.store(false, std::memory_order_release);
+}
+
+/// Gives the record back when its thread exits, so a later thread can reuse it. A
+/// thread_local destructor that runs after this one and publishes claims a record again, only
+/// for the duration of that dispatch (reader_record::temporary).
 struct reader_record_owner {
     reader_record* record = nullptr;
     reader_record_owner() = default;
     reader_record_owner(const reader_record_owner&) = delete;
     reader_record_owner& operator=(const reader_record_owner&) = delete;
     ~reader_record_owner() {
+        this_thread_exiting = true;
         if (record == nullptr) return;
+        if (record->nesting != 0) {
+            // The thread exits from inside a dispatch (std::exit from a handler): the section
+            // still running gives the record back if it ever ends.
+            record->temporary = true;
+            record->exit_pending = true;
+            return;
+        }
         this_thread_record = nullptr;
-        // release: our last dispatch's reads happen before a writer that sees us quiescent
-        // (pairs with the acquire loads in wait_for_readers/oldest_reader_epoch).
-        record->state.store(0, std::memory_order_release);
-        registry.records_in_use.fetch_sub(1, std::memory_order_seq_cst);
-        // release: pairs with the acquire CAS of the next thread that claims this record.
-        record->in_use.store(false, std::memory_order_release);
+        give_back(record);
     }
 };
 
@@ -122,6 +156,8 @@ inline barrier_kind choose_barrier() noexcept {
 }
 
 /// Registers the calling thread (reusing a record a finished thread gave back).
+/// @throws std::bad_alloc when no record is free and a new one cannot be allocated; nothing
+/// changed then (strong guarantee).
 [[gnu::noinline]] inline reader_record* register_this_thread() {
     reader_record* record = nullptr;
     // acquire: pairs with the release in the head CAS below, so `next` links are complete.
@@ -137,7 +173,7 @@ inline barrier_kind choose_barrier() noexcept {
         }
     }
     if (record == nullptr) {
-        record = new reader_record;  // never freed: records are reused by later threads
+        record = new reader_record;  // may throw; never freed: later threads reuse records
         record->in_use.store(true, std::memory_order_relaxed);
         reader_record* head = registry.head.load(std::memory_order_relaxed);
         do {
@@ -150,16 +186,52 @@ inline barrier_kind choose_barrier() noexcept {
     // load, paired with the seq_cst epoch increment a writer makes before reading this count
     // (Dekker): either the writer counts us, or our first load sees its new snapshot.
     registry.records_in_use.fetch_add(1, std::memory_order_seq_cst);
-    this_thread_record_owner.record = record;
+    TIDINGS_SCHEDULE_POINT();
+    if (this_thread_exiting) {
+        // The owner is destroyed (thread exit): keep the record for this dispatch only.
+        record->temporary = true;
+        record->exit_pending = true;
+    } else {
+        this_thread_record_owner.record = record;
+    }
     this_thread_record = record;
     return record;
 }
 
+/// Leaving the outermost section with exit work pending: runs the cleanup requested by
+/// request_exit_cleanup, and gives a temporary record back.
+[[gnu::noinline]] inline void leave_exiting(reader_record* record) noexcept {
+    if (const exit_cleanup_fn cleanup = std::exchange(this_thread_exit_cleanup, nullptr)) {
+        cleanup();
+    }
+    record->exit_pending = false;
+    if (record->temporary) {
+        this_thread_record = nullptr;
+        give_back(record);
+    }
+}
+
+/// Asks for `cleanup` to run when the calling thread leaves its outermost read section (it
+/// must be inside one). For per-thread resources taken during thread exit, after their owner
+/// was destroyed. A second request before the first ran replaces it.
+inline void request_exit_cleanup(exit_cleanup_fn cleanup) noexcept {
+    reader_record* record = this_thread_record;
+    if (record == nullptr || record->nesting == 0) {
+        cleanup();  // not in a section: nothing can use the resource after the caller
+        return;
+    }
+    this_thread_exit_cleanup = cleanup;
+    record->exit_pending = true;
+}
+
 /// @brief RAII read-side critical section: while one is alive on a thread, nothing that thread
 /// could have loaded from a snapshot is freed. Nestable; costs no shared write.
+///
+/// The calling thread's first section allocates its reader record (unless a finished thread
+/// left one to reuse): @throws std::bad_alloc then, before anything was read (strong).
 class epoch_read_section {
 public:
-    epoch_read_section() noexcept {
+    epoch_read_section() {
         reader_record* record = this_thread_record;
         if (record == nullptr) [[unlikely]] {
             record = register_this_thread();
@@ -179,12 +251,15 @@ public:
             // seq_cst exchange: the full barrier on our side of the store-load race.
             record->state.exchange(epoch, std::memory_order_seq_cst);
         }
+        TIDINGS_SCHEDULE_POINT();
     }
     ~epoch_read_section() {
         if (--record_->nesting == 0) {
             // release: every read of this dispatch happens before a writer that sees 0
             // (pairs with the acquire loads in wait_for_readers/oldest_reader_epoch).
             record_->state.store(0, std::memory_order_release);
+            if (record_->exit_pending) [[unlikely]]
+                leave_exiting(record_);
         }
     }
     epoch_read_section(const epoch_read_section&) = delete;
@@ -193,6 +268,18 @@ public:
 private:
     reader_record* record_;
 };
+
+/// Registers the calling thread if it has no record yet; false if that failed (out of memory).
+/// For noexcept callers that then skip their work rather than terminate.
+[[nodiscard]] inline bool try_register_this_thread() noexcept {
+    if (this_thread_record != nullptr) return true;
+    try {
+        register_this_thread();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
 
 /// True while the calling thread is inside a dispatch of any thread-safe bus.
 [[nodiscard]] inline bool in_read_section() noexcept {
@@ -256,9 +343,10 @@ inline void wait_for_readers(std::uint64_t tag) noexcept {
 class epoch_domain {
 public:
     /// Enters a dispatch; the domain argument only mirrors single_thread_domain's interface.
+    /// @throws std::bad_alloc from the calling thread's first section (see epoch_read_section).
     class read_section {
     public:
-        explicit read_section(epoch_domain& /*domain*/) noexcept {}
+        explicit read_section(epoch_domain& /*domain*/) {}
 
     private:
         epoch_read_section section_;
