@@ -132,9 +132,9 @@ TEST_CASE("update with a function that throws leaves the value and notifies no o
         throw std::runtime_error("modify failed");
     }),
                     std::runtime_error);
-    // The modify function changed the value before throwing; the observable keeps what it
-    // left (it is the user's function), but no change was numbered or delivered, and the
-    // observable still works.
+    // The modify function changed its argument before throwing: that was a copy, so the
+    // value is unchanged (strong guarantee), no one was notified, and the observable works.
+    CHECK(value.get() == 1);
     CHECK(seen == std::vector<int>{1});
     value.set(5);
     CHECK(seen == std::vector<int>{1, 5});

@@ -8,9 +8,12 @@
 
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <latch>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -263,5 +266,145 @@ TEST_CASE(
         REQUIRE_FALSE(o.seen.empty());
         CHECK(o.seen.back() == last);
         CHECK(static_cast<std::int64_t>(o.seen.size()) == last - o.seen.front() + 1);
+    }
+}
+
+namespace {
+
+/// A counter whose copies, moves and comparisons fail now and then: each thread fails its own
+/// every `period`-th one (0: never), at a phase of its own, so that failures land at every
+/// step of set, update, observe and delivery, in whichever thread happens to run it.
+struct flaky_counter {
+    static inline thread_local int period = 0;
+    static inline thread_local int countdown = 0;
+    static void step() {
+        if (period == 0) return;
+        if (--countdown <= 0) {
+            countdown = period;
+            throw std::runtime_error("flaky copy");
+        }
+    }
+
+    std::int64_t v = 0;
+    flaky_counter() = default;
+    explicit flaky_counter(std::int64_t value) noexcept : v(value) {}
+    flaky_counter(const flaky_counter& other) : v(other.v) { step(); }
+    flaky_counter(flaky_counter&& other) : v(other.v) { step(); }
+    flaky_counter& operator=(const flaky_counter& other) {
+        step();
+        v = other.v;
+        return *this;
+    }
+    flaky_counter& operator=(flaky_counter&& other) {
+        step();
+        v = other.v;
+        return *this;
+    }
+    ~flaky_counter() = default;
+    friend bool operator==(const flaky_counter& a, const flaky_counter& b) {
+        step();
+        return a.v == b.v;
+    }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "writers whose copies fail at random while observers join never stop the observable: "
+    "inline observers see every accepted change once, in order",
+    "[observable][threaded][failures]") {
+    const int per_writer = static_cast<int>(scaled(20000, 20));
+    constexpr int writers = 3;
+    tidings::observable<flaky_counter> value{flaky_counter{0}};
+    std::atomic<int> reported{0};
+    value.set_error_handler(
+        [&](const tidings::handler_error&) { reported.fetch_add(1, std::memory_order_relaxed); });
+    observation inline_seen;  // touched only by the delivering thread, read after the join
+    auto inline_handle =
+        value.observe([&](const flaky_counter& c) { inline_seen.seen.push_back(c.v); });
+    std::vector<observation> joined(writers);
+    std::vector<tidings::observer> joined_handles(writers);
+    std::vector<std::vector<std::int64_t>> queued_seen(writers);  // on the worker only
+    std::vector<tidings::observer> queued_handles(writers);
+    std::atomic<std::int64_t> caught{0};
+    {
+        tidings::thread_executor worker;
+        std::latch start{writers};
+        std::vector<std::thread> threads;
+        for (int w = 0; w < writers; ++w) {
+            threads.emplace_back([&, w] {
+                flaky_counter::period = 7 + 2 * w;
+                flaky_counter::countdown = 1 + w;
+                start.arrive_and_wait();
+                for (int i = 0; i < per_writer; ++i) {
+                    try {
+                        if (i == per_writer / 2) {
+                            // Join halfway, inline and queued (a failure here attaches
+                            // nothing: try again).
+                            observation& o = joined[w];
+                            o.after = std::numeric_limits<std::int64_t>::max();  // any first
+                            while (!joined_handles[w].connected()) {
+                                try {
+                                    joined_handles[w] = value.observe(
+                                        [&o](const flaky_counter& c) { o.seen.push_back(c.v); });
+                                } catch (const std::runtime_error&) {
+                                    caught.fetch_add(1, std::memory_order_relaxed);
+                                }
+                            }
+                            auto& q = queued_seen[w];
+                            while (!queued_handles[w].connected()) {
+                                try {
+                                    queued_handles[w] = value.observe(
+                                        [&q](const flaky_counter& c) { q.push_back(c.v); },
+                                        tidings::deliver_on(worker));
+                                } catch (const std::runtime_error&) {
+                                    caught.fetch_add(1, std::memory_order_relaxed);
+                                }
+                            }
+                        }
+                        TIDINGS_SCHEDULE_POINT();
+                        value.update([](flaky_counter& c) { ++c.v; });
+                    } catch (const std::runtime_error&) {
+                        caught.fetch_add(1, std::memory_order_relaxed);
+                    }
+                }
+                flaky_counter::period = 0;
+            });
+        }
+        for (auto& t : threads) t.join();
+        // Still working: one more change reaches everyone.
+        const std::int64_t last = value.get().v + 1;
+        REQUIRE(value.set(flaky_counter{last}));
+        worker.stop();  // drains the queued observers
+        inline_handle.unsubscribe();
+        for (auto& h : joined_handles) h.unsubscribe();
+        for (auto& h : queued_handles) h.unsubscribe();
+        INFO("caught " << caught.load() << ", reported " << reported.load());
+        CHECK(caught.load() > 0);
+        // Updates add 1 and values only go up by accepted changes: inline observers saw
+        // every one of 0..last, exactly once, in order.
+        CHECK(check_contiguous(inline_seen) == "");
+        REQUIRE_FALSE(inline_seen.seen.empty());
+        CHECK(inline_seen.seen.front() == 0);
+        CHECK(inline_seen.seen.back() == last);
+        for (int w = 0; w < writers; ++w) {
+            INFO("joiner " << w);
+            const observation& o = joined[w];
+            CHECK(check_contiguous(o) == "");  // from its first value on, every change
+            REQUIRE_FALSE(o.seen.empty());
+            CHECK(o.seen.back() == last);
+            // A queued observer may miss a change whose copy into its inbox failed (that was
+            // reported), never sees one twice or out of order, and ends with the last one.
+            const auto& q = queued_seen[w];
+            REQUIRE_FALSE(q.empty());
+            CHECK(std::adjacent_find(q.begin(), q.end(), [](std::int64_t a, std::int64_t b) {
+                      return a >= b;
+                  }) == q.end());
+            CHECK(q.back() == last);
+        }
+        // A new observer starts from the current value.
+        std::vector<std::int64_t> late;
+        auto late_handle = value.observe([&](const flaky_counter& c) { late.push_back(c.v); });
+        CHECK(late == std::vector<std::int64_t>{last});
     }
 }
