@@ -5,6 +5,21 @@
 // statically, so a replacement would be a duplicate definition), the count comes from the
 // sanitizer's malloc hook instead, which sees every operator new as well. Other test files
 // count through tidings_test::allocation_window (test_support.hpp), defined on top of this.
+//
+// The same replaced functions make an allocation fail on request (tidings_test::
+// allocation_failure, for tests/allocation_failure.cpp and tests/throwing_events.cpp): a
+// thread-local countdown, armed by the thread itself, throws std::bad_alloc at its Nth
+// operator new (a nothrow form returns null). A malloc hook cannot do that (it is told of an
+// allocation, it cannot refuse it), so under GCC's sanitizers this file still replaces the
+// eight operator new forms, but only to check the countdown: each forwards to the sanitizer's
+// own operator new, found with dlsym(RTLD_NEXT) (GCC links the sanitizer runtimes dynamically,
+// so the executable's definitions take precedence), and operator delete is not replaced at
+// all. The sanitizer thus keeps checking every allocation (new/delete mismatches), and
+// LeakSanitizer sees what a failure leaked. Clang links its sanitizer runtimes statically: a
+// replaced operator new there either does not link (TSan) or hides the runtime's, which
+// RTLD_NEXT cannot reach (ASan, whose operator delete then reports a mismatch). So under
+// Clang's sanitizers tidings_test::can_fail_allocations is false and the failure sweeps are
+// skipped; CI runs the sanitizers with GCC.
 
 #include <tidings/tidings.hpp>
 
@@ -15,10 +30,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <new>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #if TIDINGS_TEST_ASAN || TIDINGS_TEST_TSAN
@@ -31,12 +49,55 @@ extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(con
 #define TIDINGS_TEST_MALLOC_HOOK 0
 #endif
 
+// Under GCC's sanitizers, operator new forwards to the next definition (see the top of the
+// file).
+#if TIDINGS_TEST_MALLOC_HOOK && !defined(__clang__)
+#define TIDINGS_TEST_FORWARDED_NEW 1
+#include <dlfcn.h>
+#else
+#define TIDINGS_TEST_FORWARDED_NEW 0
+#endif
+
 namespace {
 
+using tidings_test::allocation_failure;
 using tidings_test::allocation_window;
 
 thread_local bool counting = false;
 thread_local std::int64_t allocations = 0;
+
+// The allocation failure: the countdown of this thread's allocations until the one that fails
+// (0: none armed), and whether it failed since it was armed.
+thread_local std::int64_t failure_countdown = 0;
+thread_local bool failure_happened = false;
+
+/// True for the one allocation that must fail.
+[[maybe_unused]] bool fail_this_allocation() noexcept {
+    if (failure_countdown == 0 || --failure_countdown != 0) return false;
+    failure_happened = true;
+    return true;
+}
+
+#if TIDINGS_TEST_FORWARDED_NEW
+static_assert(std::is_same_v<std::size_t, unsigned long>,
+              "the mangled names below assume std::size_t is unsigned long");
+
+/// The operator new that this file's replacement hides (the sanitizer's), by mangled name.
+void* next_definition(const char* mangled) noexcept {
+    void* found = ::dlsym(RTLD_NEXT, mangled);
+    if (found == nullptr) {
+        std::fputs("tests/allocation.cpp: no operator new to forward to\n", stderr);
+        std::abort();
+    }
+    return found;
+}
+
+// One per form, looked up on first use (dlsym allocates with malloc, not operator new).
+template <class Function>
+Function* forward_to(const char* mangled) noexcept {
+    return reinterpret_cast<Function*>(next_definition(mangled));
+}
+#endif
 
 #if TIDINGS_TEST_MALLOC_HOOK
 void count_malloc(const volatile void* /*pointer*/, std::size_t /*size*/) {
@@ -48,11 +109,13 @@ void count_free(const volatile void* /*pointer*/) {}
 #else
 void* allocate(std::size_t size) noexcept {
     if (counting) ++allocations;
+    if (fail_this_allocation()) return nullptr;
     return std::malloc(size != 0 ? size : 1);
 }
 
 void* allocate_aligned(std::size_t size, std::align_val_t alignment) noexcept {
     if (counting) ++allocations;
+    if (fail_this_allocation()) return nullptr;
     const auto align = static_cast<std::size_t>(alignment);
     const std::size_t rounded = (size + align - 1) / align * align;
     return std::aligned_alloc(align, rounded != 0 ? rounded : align);
@@ -95,6 +158,66 @@ std::int64_t tidings_test::stop_counting_allocations() noexcept {
     counting = false;
     return allocations;
 }
+
+void tidings_test::fail_nth_allocation(std::int64_t n) noexcept {
+    failure_countdown = can_fail_allocations && n > 0 ? n : 0;
+    failure_happened = false;
+}
+
+bool tidings_test::stop_failing_allocations() noexcept {
+    failure_countdown = 0;
+    return std::exchange(failure_happened, false);
+}
+
+#if TIDINGS_TEST_FORWARDED_NEW
+// --- operator new, forwarded to the sanitizer's (delete is not replaced) ----------------------
+// Each form names its own mangled name; the pointer is resolved once, on first use.
+#define TIDINGS_TEST_FORWARD(mangled, ...) \
+    static auto* const next = forward_to<void*(__VA_ARGS__)>(mangled)
+void* operator new(std::size_t size) {
+    TIDINGS_TEST_FORWARD("_Znwm", std::size_t);
+    if (fail_this_allocation()) throw std::bad_alloc();
+    return next(size);
+}
+void* operator new[](std::size_t size) {
+    TIDINGS_TEST_FORWARD("_Znam", std::size_t);
+    if (fail_this_allocation()) throw std::bad_alloc();
+    return next(size);
+}
+void* operator new(std::size_t size, std::align_val_t a) {
+    TIDINGS_TEST_FORWARD("_ZnwmSt11align_val_t", std::size_t, std::align_val_t);
+    if (fail_this_allocation()) throw std::bad_alloc();
+    return next(size, a);
+}
+void* operator new[](std::size_t size, std::align_val_t a) {
+    TIDINGS_TEST_FORWARD("_ZnamSt11align_val_t", std::size_t, std::align_val_t);
+    if (fail_this_allocation()) throw std::bad_alloc();
+    return next(size, a);
+}
+void* operator new(std::size_t size, const std::nothrow_t& tag) noexcept {
+    TIDINGS_TEST_FORWARD("_ZnwmRKSt9nothrow_t", std::size_t, const std::nothrow_t&);
+    if (fail_this_allocation()) return nullptr;
+    return next(size, tag);
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+    TIDINGS_TEST_FORWARD("_ZnamRKSt9nothrow_t", std::size_t, const std::nothrow_t&);
+    if (fail_this_allocation()) return nullptr;
+    return next(size, tag);
+}
+void* operator new(std::size_t size, std::align_val_t a, const std::nothrow_t& tag) noexcept {
+    TIDINGS_TEST_FORWARD("_ZnwmSt11align_val_tRKSt9nothrow_t", std::size_t, std::align_val_t,
+                         const std::nothrow_t&);
+    if (fail_this_allocation()) return nullptr;
+    return next(size, a, tag);
+}
+void* operator new[](std::size_t size, std::align_val_t a, const std::nothrow_t& tag) noexcept {
+    TIDINGS_TEST_FORWARD("_ZnamSt11align_val_tRKSt9nothrow_t", std::size_t, std::align_val_t,
+                         const std::nothrow_t&);
+    if (fail_this_allocation()) return nullptr;
+    return next(size, a, tag);
+}
+#undef TIDINGS_TEST_FORWARD
+#endif
 
 #if !TIDINGS_TEST_MALLOC_HOOK
 // --- the replaced allocation functions ------------------------------------------------------
@@ -243,4 +366,68 @@ TEST_CASE("publish on another thread allocates nothing after that thread's first
     }).join();
     CHECK(counted == 0);
     CHECK(calls.load() == publishes + 2);
+}
+
+TEST_CASE("the allocation failure fails exactly the nth allocation of its thread",
+          "[allocation][allocation-failure]") {
+    if (!tidings_test::can_fail_allocations) {
+        SUCCEED("this build cannot make an allocation fail (a Clang sanitizer)");
+        return;
+    }
+    std::vector<std::unique_ptr<int>> made;
+    made.reserve(8);
+    // Another thread's allocations neither fail nor count: it allocates while the failure is
+    // armed, between this thread's first and second allocation.
+    std::atomic<bool> go{false};
+    std::atomic<bool> other_done{false};
+    bool other_thread_failed = true;
+    std::unique_ptr<int> other_made;
+    std::thread other([&] {
+        tidings_test::spin_until([&] { return go.load(std::memory_order_acquire); });
+        try {
+            other_made = std::make_unique<int>(0);
+            other_thread_failed = false;
+        } catch (const std::bad_alloc&) {
+        }
+        other_done.store(true, std::memory_order_release);
+    });
+    int thrown_at = 0;
+    bool failed = false;
+    {
+        allocation_failure failure{3};
+        for (int i = 1; i <= 5; ++i) {
+            try {
+                made.push_back(std::make_unique<int>(i));
+            } catch (const std::bad_alloc&) {
+                thrown_at = i;
+            }
+            if (i == 1) {
+                go.store(true, std::memory_order_release);  // pairs with the acquire above
+                tidings_test::spin_until(
+                    [&] { return other_done.load(std::memory_order_acquire); });
+            }
+        }
+        failed = failure.failed();
+    }
+    other.join();
+    CHECK(thrown_at == 3);
+    CHECK_FALSE(other_thread_failed);
+    CHECK(failed);
+    CHECK(made.size() == 4);
+
+    // The nothrow forms return null instead, aligned or not.
+    allocation_failure nothrow_failure{2};
+    int* first = new (std::nothrow) int(1);
+    auto* second = new (std::align_val_t{64}, std::nothrow) int(2);
+    escape = second;
+    const bool nothrow_failed = nothrow_failure.failed();
+    CHECK(first != nullptr);
+    CHECK(second == nullptr);
+    CHECK(nothrow_failed);
+    delete first;
+
+    // Disarmed: nothing fails, and failed() says so.
+    allocation_failure unused{100};
+    made.push_back(std::make_unique<int>(7));
+    CHECK_FALSE(unused.failed());
 }

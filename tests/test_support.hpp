@@ -112,4 +112,48 @@ private:
     std::int64_t count_ = 0;
 };
 
+// Allocation failure, defined in tests/allocation.cpp as well: the replaced operator new of the
+// calling thread fails once, at the Nth allocation from now. Under ASan, LeakSanitizer then
+// reports at exit anything the failure leaked; the sweeps (tests/allocation_failure.cpp) also
+// count the captured state themselves.
+
+/// Whether this build can make an allocation fail: everywhere but under Clang's sanitizers,
+/// whose runtimes, linked statically, define operator new themselves (tests/allocation.cpp).
+#if defined(__clang__) && (TIDINGS_TEST_TSAN || TIDINGS_TEST_ASAN)
+inline constexpr bool can_fail_allocations = false;
+#else
+inline constexpr bool can_fail_allocations = true;
+#endif
+
+/// Makes the calling thread's `n`th allocation from now (`n` >= 1) fail: a throwing operator
+/// new throws std::bad_alloc, a nothrow one returns null. Only that one fails; the allocations
+/// after it succeed. `n` = 0 disarms. Other threads are not affected. Does nothing where
+/// can_fail_allocations is false.
+void fail_nth_allocation(std::int64_t n) noexcept;
+/// Disarms the calling thread's failure; returns whether it happened since it was armed.
+bool stop_failing_allocations() noexcept;
+
+/// Fails the `n`th allocation of the thread that created it, counting from its construction,
+/// until failed() or destruction.
+class allocation_failure {
+public:
+    explicit allocation_failure(std::int64_t n) noexcept { fail_nth_allocation(n); }
+    ~allocation_failure() { failed(); }
+    allocation_failure(const allocation_failure&) = delete;
+    allocation_failure& operator=(const allocation_failure&) = delete;
+    /// Disarms; returns whether the allocation failed (the first call's answer, on later calls
+    /// too).
+    bool failed() noexcept {
+        if (armed_) {
+            failed_ = stop_failing_allocations();
+            armed_ = false;
+        }
+        return failed_;
+    }
+
+private:
+    bool armed_ = true;
+    bool failed_ = false;
+};
+
 }  // namespace tidings_test
