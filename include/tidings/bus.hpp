@@ -20,6 +20,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -114,7 +115,8 @@ public:
 
     /// @brief Connects `handler` to the events of type `Event`.
     /// @param handler any callable invocable with `const Event&` (lambda, function pointer,
-    ///   function object), or a member function pointer followed by the object to call it on.
+    ///   function object), or a member function pointer followed by the object to call it on
+    ///   (a reference or a pointer; a null pointer throws std::invalid_argument).
     /// @param options any of tidings::priority, tidings::filter, tidings::once, tidings::track,
     ///   tidings::deliver_on and tidings::replay (each at most once; replay not with once).
     /// @return the subscription; destroying it disconnects the handler.
@@ -142,8 +144,11 @@ public:
 
     /// @brief Connects `handler`, deducing the event type from its parameter
     /// (`bus.subscribe([](const order_placed& e) {...})`), or a member function with its
-    /// object (`bus.subscribe(&audit::on_placed, audit_object)`). A generic lambda cannot be
-    /// deduced from: name the type with subscribe<Event>.
+    /// object, by reference or by pointer (`bus.subscribe(&audit::on_placed, audit_object)` or
+    /// `bus.subscribe(&audit::on_placed, &audit_object)`). A generic lambda cannot be deduced
+    /// from: name the type with subscribe<Event>.
+    /// @throws as subscribe<Event>; std::invalid_argument for a null object pointer (nothing
+    ///   subscribed).
     template <class Handler, class... Options>
     [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {
         if constexpr (std::is_member_function_pointer_v<std::remove_cvref_t<Handler>>) {
@@ -342,19 +347,61 @@ private:
 
     using core_type = detail::bus_core<Threading>;
 
+    /// A member function and its object, by reference (`t`) or by pointer (`&t`, as Qt,
+    /// sigslot and EnTT accept); the handler calls `(object.*member)(event)`.
     template <class Event, class Member, class Object, class... Options>
-    subscription subscribe_member(Member member, Object& object, Options&&... options) {
+    subscription subscribe_member(Member member, Object&& object, Options&&... options) {
         static_assert(detail::check_event<Event>());
         using member_object =
             typename detail::member_parameter<std::remove_cvref_t<Member>>::object;
-        static_assert(std::is_base_of_v<member_object, std::remove_cv_t<Object>>,
-                      "tidings: pass the object the member function belongs to, by reference: "
-                      "bus.subscribe(&T::on_event, t)");
-        static_assert(std::is_invocable_v<Member, Object&, const Event&>,
-                      "tidings: this member function cannot be called with `const Event&`");
-        return make_subscription<Event>(
-            [member, target = &object](const Event& event) { std::invoke(member, *target, event); },
-            std::forward<Options>(options)...);
+        constexpr bool by_pointer = std::is_pointer_v<std::remove_cvref_t<Object>>;
+        using target_type = std::remove_reference_t<std::conditional_t<
+            by_pointer, std::remove_pointer_t<std::remove_cvref_t<Object>>, Object>>;
+        // (member_object is void for a member function that takes no single event: the
+        // invocability check below names that.)
+        constexpr bool object_fits =
+            std::is_void_v<member_object> ||
+            std::is_base_of_v<member_object, std::remove_cv_t<target_type>>;
+        static_assert(object_fits,
+                      "tidings: pass the object the member function belongs to, by reference "
+                      "or by pointer: bus.subscribe(&T::on_event, t) or "
+                      "bus.subscribe(&T::on_event, &t)");
+        constexpr bool lasts = by_pointer || std::is_lvalue_reference_v<Object>;
+        static_assert(!object_fits || lasts,
+                      "tidings: the object of a member function handler is a temporary, gone "
+                      "before the handler runs; pass a named object or a pointer: "
+                      "bus.subscribe(&T::on_event, t) or bus.subscribe(&T::on_event, &t)");
+        constexpr bool callable = std::is_invocable_v<Member, target_type&, const Event&>;
+        static_assert(!object_fits || !lasts || callable,
+                      "tidings: this member function cannot be called with `const Event&` on "
+                      "this object (a const object needs a const member function)");
+        if constexpr (object_fits && lasts && callable) {
+            target_type* target = nullptr;
+            if constexpr (by_pointer) {
+                target = object;
+                if (target == nullptr) {
+                    throw std::invalid_argument(
+                        "tidings: subscribe(&T::member, object): the object pointer is null");
+                }
+            } else {
+                target = std::addressof(object);
+            }
+            return make_subscription<Event>(
+                [member, target](const Event& event) { std::invoke(member, *target, event); },
+                std::forward<Options>(options)...);
+        } else {
+            return {};
+        }
+    }
+
+    /// A member function without its object: no handler can be made.
+    template <class Event, class Member>
+    subscription subscribe_member(Member) {
+        static_assert(detail::check_event<Event>());
+        static_assert(sizeof(Member) == 0,
+                      "tidings: a member function handler needs the object to call it on: "
+                      "bus.subscribe(&T::on_event, t) or bus.subscribe(&T::on_event, &t)");
+        return {};
     }
 
     template <class Executor>
