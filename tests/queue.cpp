@@ -8,6 +8,7 @@
 
 #include "test_support.hpp"
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -255,4 +256,22 @@ TEST_CASE("a ring carries a stream from one producer thread to one consumer thre
     CHECK(expected == count);
     std::uint64_t value = 0;
     CHECK_FALSE(try_pop(ring, value));
+}
+
+// Issue 9, item 9: capacity * 64 bytes wrapped to a tiny allocation for capacity >= 2^58, and
+// the power-of-two check alone let it through (a heap overflow on the first pushes).
+TEST_CASE("a ring rejects a capacity whose slots would not fit in memory, checked in bytes",
+          "[queue]") {
+    constexpr std::size_t slot = sizeof(task_slot);
+    for (const std::size_t huge : {std::size_t{1} << 58U, std::size_t{1} << 60U,
+                                   std::size_t{1} << 63U, task_ring::max_capacity * 2}) {
+        INFO("capacity 2^" << std::countr_zero(huge) << " (" << huge << " slots)");
+        CHECK_THROWS_AS(task_ring{huge}, std::invalid_argument);
+        CHECK_THROWS_AS(task_ring::check_capacity(huge), std::invalid_argument);
+    }
+    // The limit itself is a valid capacity whose size in bytes does not wrap.
+    CHECK_NOTHROW(task_ring::check_capacity(task_ring::max_capacity));
+    CHECK(std::has_single_bit(task_ring::max_capacity));
+    CHECK(task_ring::max_capacity <= static_cast<std::size_t>(PTRDIFF_MAX) / slot);
+    CHECK(task_ring::max_capacity * slot / slot == task_ring::max_capacity);
 }

@@ -9,10 +9,15 @@
 #include "test_support.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <latch>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -364,4 +369,214 @@ TEST_CASE("a queued replaying subscriber that leaves before its executor runs re
     loop.run_pending();
     CHECK(seen.empty());
     CHECK(loop.stats().cancelled == 4);
+}
+
+// --- failures: throwing copies, throwing filters and handlers, out of memory --------------------
+
+namespace {
+
+struct copy_failure : std::runtime_error {
+    copy_failure() : std::runtime_error("copy failed") {}
+};
+
+/// Copies of `fragile` made by this thread until the one that throws (0: none throws).
+thread_local int copies_until_failure = 0;
+thread_local bool copy_failed = false;
+
+/// Makes this thread's `n`th copy of a `fragile` from now throw (0 disarms); returns whether
+/// the previously armed failure happened.
+bool fail_nth_copy(int n) {
+    copies_until_failure = n;
+    return std::exchange(copy_failed, false);
+}
+
+std::string label(int seq) {
+    // Longer than any small-string buffer: the text lives on the heap, so AddressSanitizer
+    // reports a read of a destroyed event.
+    return "goal " + std::to_string(seq) + ", scored in the second half of a long match";
+}
+
+/// An event whose copy throws on request, with a canary that its destructor clears, so a
+/// handler can see that it was given a destroyed or never-constructed event.
+struct fragile {
+    int seq = 0;
+    std::string text;
+    bool alive = true;
+
+    explicit fragile(int s) : seq(s), text(label(s)) {}
+    fragile(const fragile& other) : seq(other.seq), text(other.text) {
+        if (copies_until_failure > 0 && --copies_until_failure == 0) {
+            copy_failed = true;
+            throw copy_failure{};
+        }
+    }
+    fragile(fragile&& other) noexcept : seq(other.seq), text(std::move(other.text)) {}
+    fragile& operator=(const fragile&) = delete;
+    fragile& operator=(fragile&&) = delete;
+    ~fragile() { alive = false; }
+
+    /// True for a live event that is what its number says.
+    [[nodiscard]] bool sound() const { return alive && text == label(seq); }
+};
+
+/// What a replaying subscriber receives now: the numbers of the retained events, or -1 for
+/// an event that was not sound.
+template <class Bus>
+std::vector<int> replayed_now(Bus& bus) {
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const fragile& e) { seen.push_back(e.sound() ? e.seq : -1); },
+                           tidings::replay);
+    return seen;
+}
+
+}  // namespace
+
+// Issue 9, item 4: with the ring full, a copy that threw while keeping left a slot that a later
+// replay read (the oldest event, destroyed).
+TEMPLATE_TEST_CASE(
+    "a copy that throws while a full ring keeps an event leaves the retained events intact, "
+    "and publish reports it before any subscriber ran",
+    "[retention][errors]", tidings::bus, tidings::single_threaded_bus) {
+    for (int n = 1; n <= 3; ++n) {  // the nth copy made by the publish throws
+        INFO("the copy that throws: " << n);
+        TestType bus;
+        bus.template retain<fragile>(3);
+        std::vector<int> seen;
+        auto live = bus.subscribe([&](const fragile& e) { seen.push_back(e.seq); });
+        for (int i = 1; i <= 4; ++i) bus.publish(fragile{i});  // full: 2, 3, 4
+        const fragile next{5};
+        fail_nth_copy(n);
+        bool threw = false;
+        try {
+            bus.publish(next);  // an lvalue: one copy, the kept one
+        } catch (const copy_failure&) {
+            threw = true;
+        }
+        CHECK(fail_nth_copy(0) == threw);
+        if (threw) {
+            // Strong guarantee: nothing happened; no subscriber saw it, nothing was kept.
+            CHECK(seen == range(1, 4));
+            CHECK(replayed_now(bus) == range(2, 4));
+        } else {
+            CHECK(seen == range(1, 5));
+            CHECK(replayed_now(bus) == range(3, 5));
+        }
+        // The channel goes on: the next publish is kept and delivered.
+        bus.publish(fragile{6});
+        CHECK(seen.back() == 6);
+        CHECK(replayed_now(bus) == (threw ? std::vector<int>{3, 4, 6} : range(4, 6)));
+    }
+}
+
+TEST_CASE("a copy that throws while a ring with room keeps an event changes nothing",
+          "[retention][errors]") {
+    tidings::bus bus;
+    bus.retain<fragile>(5);
+    bus.publish(fragile{1});
+    fail_nth_copy(1);
+    CHECK_THROWS_AS(bus.publish(fragile{2}), copy_failure);
+    CHECK(fail_nth_copy(0));
+    CHECK(replayed_now(bus) == std::vector<int>{1});
+    bus.publish(fragile{3});
+    CHECK(replayed_now(bus) == std::vector<int>{1, 3});
+}
+
+TEST_CASE(
+    "a copy that throws while queuing a retained event is reported after the inline "
+    "subscribers ran, and the event stays retained",
+    "[retention][errors][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<fragile>(3);
+    std::vector<int> inline_seen;
+    std::vector<int> queued_seen;
+    auto a = bus.subscribe([&](const fragile& e) { inline_seen.push_back(e.seq); });
+    auto b = bus.subscribe([&](const fragile& e) { queued_seen.push_back(e.seq); },
+                           tidings::deliver_on(loop));
+    const fragile first{1};
+    fail_nth_copy(2);  // the 1st copy is kept; the 2nd goes to the queue
+    CHECK_THROWS_AS(bus.publish(first), copy_failure);
+    CHECK(fail_nth_copy(0));
+    CHECK(inline_seen == std::vector<int>{1});
+    loop.run_pending();
+    CHECK(queued_seen.empty());  // the queue refused it, and the publisher was told
+    CHECK(replayed_now(bus) == std::vector<int>{1});
+    bus.publish(fragile{2});
+    loop.run_pending();
+    CHECK(queued_seen == std::vector<int>{2});
+}
+
+TEST_CASE(
+    "a copy that throws during an inline replay undoes the subscribe and leaves the retained "
+    "events intact",
+    "[retention][errors]") {
+    for (int n = 1; n <= 4; ++n) {
+        INFO("the copy that throws: " << n);
+        tidings::bus bus;
+        bus.retain<fragile>(3);
+        for (int i = 1; i <= 4; ++i) bus.publish(fragile{i});
+        std::vector<int> seen;
+        fail_nth_copy(n);
+        tidings::subscription s;
+        bool threw = false;
+        try {
+            s = bus.subscribe([&](const fragile& e) { seen.push_back(e.sound() ? e.seq : -1); },
+                              tidings::replay);
+        } catch (const copy_failure&) {
+            threw = true;
+        }
+        CHECK(fail_nth_copy(0) == threw);
+        if (threw) {
+            CHECK(seen.empty());
+            CHECK_FALSE(s.connected());
+            CHECK(bus.subscriber_count<fragile>() == 0);
+        } else {
+            CHECK(seen == range(2, 4));
+        }
+        CHECK(replayed_now(bus) == range(2, 4));
+        bus.publish(fragile{5});
+        CHECK(replayed_now(bus) == range(3, 5));
+        if (!threw) CHECK(seen == range(2, 5));
+    }
+}
+
+TEST_CASE(
+    "a copy that throws during a queued replay undoes the subscribe; nothing of it is "
+    "delivered and the executor goes on",
+    "[retention][errors][executor]") {
+    bool some_threw = false;
+    bool one_succeeded = false;
+    for (int n = 1; n <= 8; ++n) {
+        INFO("the copy that throws: " << n);
+        tidings::manual_executor loop;
+        tidings::bus bus;
+        bus.retain<fragile>(3);
+        for (int i = 1; i <= 4; ++i) bus.publish(fragile{i});
+        std::vector<int> seen;
+        fail_nth_copy(n);
+        tidings::subscription s;
+        bool threw = false;
+        try {
+            s = bus.subscribe([&](const fragile& e) { seen.push_back(e.sound() ? e.seq : -1); },
+                              tidings::replay, tidings::deliver_on(loop));
+        } catch (const copy_failure&) {
+            threw = true;
+        }
+        CHECK(fail_nth_copy(0) == threw);
+        loop.run_pending();
+        if (threw) {
+            some_threw = true;
+            CHECK(seen.empty());
+            CHECK(bus.subscriber_count<fragile>() == 0);
+        } else {
+            one_succeeded = true;
+            CHECK(seen == range(2, 4));
+        }
+        bus.publish(fragile{5});
+        loop.run_pending();
+        CHECK(seen == (threw ? std::vector<int>{} : range(2, 5)));
+        CHECK(replayed_now(bus) == range(3, 5));
+    }
+    CHECK(some_threw);
+    CHECK(one_succeeded);
 }

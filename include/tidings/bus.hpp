@@ -181,6 +181,9 @@ public:
     ///   the error policy is error_policy::rethrow_first (the default); tidings::queue_full,
     ///   tidings::executor_stopped or tidings::would_deadlock from a queue, after every other
     ///   executor was offered the event.
+    ///   On a retaining channel (see retain), what copying the event into the retained ring
+    ///   throws (a throwing copy, std::bad_alloc), whatever the error policy; then with the
+    ///   strong guarantee: no subscriber was called, nothing was queued or kept.
     /// Thread safety: see the class. Lock-free; allocation-free for events that fit a queue
     /// slot (a block-policy queue waits, by its wait strategy, while it is full).
     template <class Arg>
@@ -305,6 +308,9 @@ public:
     /// While a channel retains events, its publishes are serialized (one total order): keep
     /// handlers of retained types short, and do not block in them on a thread that publishes
     /// the same type.
+    /// @throws std::bad_alloc, what copying a kept event throws (when its move may throw),
+    ///   or std::length_error for an impossible `count`. Strong guarantee: the kept events
+    ///   and the count in force are then as before.
     /// Thread safety: see the class.
     template <class Event>
     void retain(std::size_t count) {

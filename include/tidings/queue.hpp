@@ -8,6 +8,7 @@
 #include <tidings/detail/epoch.hpp>
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -130,8 +131,27 @@ static_assert(sizeof(task_slot) == cache_line_size, "a task slot is one cache li
 /// thread (approximate).
 class task_ring {
 public:
-    /// @throws std::invalid_argument if `capacity` is not a power of two of at least 2.
+    /// @throws std::invalid_argument if `capacity` is not a power of two of at least 2, or if
+    /// its slots would not fit in the address space (max_capacity); std::bad_alloc.
     explicit task_ring(std::size_t capacity) : mask_(capacity - 1), slots_(allocate(capacity)) {}
+
+    /// The largest capacity accepted: the power of two whose slots take at most
+    /// PTRDIFF_MAX / 2 bytes (2^56 slots of 64 bytes on 64-bit platforms). Sizes are checked in
+    /// bytes, so `capacity * sizeof(task_slot)` can never wrap.
+    static constexpr std::size_t max_capacity =
+        std::bit_floor(static_cast<std::size_t>(PTRDIFF_MAX / 2) / sizeof(task_slot));
+
+    /// @throws std::invalid_argument unless `capacity` is a power of two in [2, max_capacity].
+    static void check_capacity(std::size_t capacity) {
+        if (capacity < 2 || !std::has_single_bit(capacity)) {
+            throw std::invalid_argument("tidings: a queue capacity must be a power of two >= 2");
+        }
+        if (capacity > max_capacity) {
+            throw std::invalid_argument(
+                "tidings: a queue capacity is too large: its slots (64 bytes each) would not "
+                "fit in memory");
+        }
+    }
 
     task_ring(const task_ring&) = delete;
     task_ring& operator=(const task_ring&) = delete;
@@ -202,7 +222,22 @@ public:
         // acquire on both: a consistent-enough pair; head never passes tail.
         const std::uint64_t head = consumer_.head.load(std::memory_order_acquire);
         const std::uint64_t tail = producer_.tail.load(std::memory_order_acquire);
-        return tail >= head ? static_cast<std::size_t>(tail - head) : 0;
+        // No cast: std::uint64_t is std::size_t on LP64 (a cast would be useless there).
+        return tail >= head ? tail - head : 0;
+    }
+
+    /// Any thread: the index one past the newest committed task.
+    [[nodiscard]] std::uint64_t produced() const noexcept {
+        // acquire: pairs with the release store in commit().
+        return producer_.tail.load(std::memory_order_acquire);
+    }
+
+    /// Any thread: the index of the oldest slot not yet handed back by the consumer; every
+    /// task before it has finished running (or was discarded).
+    [[nodiscard]] std::uint64_t consumed() const noexcept {
+        // acquire: pairs with the release store in release_consumed(), so the consumer's use
+        // of the tasks before it happens before our caller's next steps.
+        return consumer_.head.load(std::memory_order_acquire);
     }
 
     /// True when the producer's view says full (producer thread only).
@@ -210,9 +245,7 @@ public:
 
 private:
     static task_slot* allocate(std::size_t capacity) {
-        if (capacity < 2 || (capacity & (capacity - 1)) != 0) {
-            throw std::invalid_argument("tidings: a queue capacity must be a power of two >= 2");
-        }
+        check_capacity(capacity);
         return static_cast<task_slot*>(
             ::operator new[](capacity * sizeof(task_slot), std::align_val_t{alignof(task_slot)}));
     }

@@ -150,8 +150,8 @@ public:
         }
         std::lock_guard retention_lock{kept->mutex};
         std::lock_guard lock{mutex_};
-        kept->resize(count);
-        if (retired* old = target.refresh_locked()) domain_.retire(old);
+        // Strong guarantee: the channel makes the new ring and snapshot before installing them.
+        if (retired* old = target.retain_locked(count)) domain_.retire(old);
     }
 
     void unsubscribe(node_base& removed) noexcept override {

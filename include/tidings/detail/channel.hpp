@@ -60,40 +60,64 @@ struct node : node_base {
 /// channel, and every subscription that replays, holds `mutex` for its whole dispatch: the
 /// channel's events then have one total order, which is what makes a replay gap-free and
 /// duplicate-free. A handler may publish the same type again (the mutex is recursive).
+///
+/// The ring has one slot more than it keeps: a new event is copied into the free slot, and
+/// only once that copy succeeded is the oldest one destroyed. A copy that throws (a throwing
+/// copy constructor, bad_alloc) thus leaves every kept event as it was, and no slot that a
+/// replay reads is ever empty or half-built (strong guarantee).
 template <class Event, class Threading>
 struct retention {
     using mutex_type =
         std::conditional_t<Threading::is_thread_safe, std::recursive_mutex, null_mutex>;
+    using ring_type = std::vector<std::optional<Event>>;
     mutex_type mutex;
-    std::vector<std::optional<Event>> ring;  // guarded by mutex
-    std::size_t first = 0;                   // index of the oldest kept event
-    std::size_t count = 0;
+    ring_type ring;          // guarded by mutex: capacity + 1 slots, or none
+    std::size_t first = 0;   // index of the oldest kept event
+    std::size_t count = 0;   // kept events, at most capacity()
 
+    [[nodiscard]] std::size_t capacity() const noexcept {
+        return ring.empty() ? 0 : ring.size() - 1;
+    }
+
+    /// Keeps a copy of `event`, dropping the oldest when full. Strong guarantee: if the copy
+    /// throws, the kept events are unchanged and the exception propagates.
     void keep(const Event& event) {
         if (ring.empty()) return;
-        const std::size_t capacity = ring.size();
-        if (count < capacity) {
-            ring[(first + count) % capacity].emplace(event);
+        const std::size_t size = ring.size();
+        // The slot after the newest is always free (count < size).
+        ring[(first + count) % size].emplace(event);  // may throw: nothing changed yet
+        if (count < size - 1) {
             ++count;
         } else {
-            ring[first].emplace(event);  // overwrites the oldest
-            first = (first + 1) % capacity;
+            ring[first].reset();  // the oldest goes only now; its slot becomes the free one
+            first = (first + 1) % size;
         }
     }
 
-    /// Keeps the newest `capacity` events; 0 frees the storage.
-    void resize(std::size_t capacity) {
-        std::vector<std::optional<Event>> kept;
-        kept.reserve(capacity);
+    /// A ring holding the newest `capacity` kept events (0: no storage), for adopt(). Strong
+    /// guarantee: the kept events are copied, or moved when their move cannot throw, into new
+    /// storage allocated first; if that throws, this retention is unchanged. (Once it returns,
+    /// the kept events may have been moved out: adopt the result.)
+    [[nodiscard]] ring_type resized(std::size_t capacity) {
+        ring_type kept;
+        if (capacity == 0) return kept;
+        if (capacity >= kept.max_size()) {
+            throw std::length_error("tidings: retain<E>(n): n is too large");
+        }
+        kept.reserve(capacity + 1);
         const std::size_t keep_count = std::min(count, capacity);
         for (std::size_t i = count - keep_count; i < count; ++i) {
-            kept.push_back(std::move(ring[(first + i) % ring.size()]));
+            kept.emplace_back(std::move_if_noexcept(*ring[(first + i) % ring.size()]));
         }
-        kept.resize(capacity);
+        kept.resize(capacity + 1);  // within the reserved storage: empty optionals, no throw
+        return kept;
+    }
+
+    /// Takes a ring made by resized(). Nothrow.
+    void adopt(ring_type kept) noexcept {
+        count = kept.empty() ? 0 : std::min(count, kept.size() - 1);
         ring = std::move(kept);
-        if (capacity == 0) ring.shrink_to_fit();
         first = 0;
-        count = keep_count;
     }
 
     /// The newest `limit` kept events, oldest first.
@@ -397,8 +421,26 @@ public:
         return retention_.get();
     }
 
-    /// Rebuilds the snapshot after the retention's size changed (caller holds both mutexes).
-    retired* refresh_locked() { return replace(build()); }
+    /// Makes the retention keep the newest `count` events (0: none, and frees them), and
+    /// rebuilds the snapshot, whose header tells publishes whether to keep copies. Returns the
+    /// replaced snapshot. Strong guarantee: the new ring and the new snapshot are both made
+    /// before either is installed, so a bad_alloc or a throwing copy changes nothing. Caller
+    /// holds the retention's mutex and the bus's mutex.
+    retired* retain_locked(std::size_t count) {
+        auto& kept = *retention_;
+        // The snapshot first: resized() may move the kept events out of the old ring (when
+        // their move cannot throw), after which nothing may fail.
+        snapshot_type* next = build(count != 0);
+        typename retention<Event, Threading>::ring_type ring;
+        try {
+            ring = kept.resized(count);
+        } catch (...) {
+            if (next != nullptr) snapshot_type::destroy(next);
+            throw;
+        }
+        kept.adopt(std::move(ring));  // nothrow from here on
+        return replace(next);
+    }
 
     /// The newest `limit` retained events, oldest first (a copy: the ring may change while
     /// they are replayed). Caller holds the retention's mutex.
@@ -557,8 +599,9 @@ private:
     }
 
     /// Builds a snapshot of nodes_ (null when empty and not retaining).
-    snapshot_type* build() {
-        const bool retaining = retention_ != nullptr && !retention_->ring.empty();
+    snapshot_type* build() { return build(retention_ != nullptr && !retention_->ring.empty()); }
+
+    snapshot_type* build(bool retaining) {
         if (nodes_.empty() && !retaining) return nullptr;
         const auto total = static_cast<std::uint32_t>(nodes_.size());
         const std::uint32_t queued = queued_count_;
