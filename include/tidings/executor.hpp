@@ -21,10 +21,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,7 +36,8 @@ namespace tidings {
 /// @brief How an executor's queues behave. Every field has a sensible default.
 struct executor_options {
     /// Slots per producer thread (each thread that publishes to the executor gets its own
-    /// lane of this many slots, 64 bytes each). A power of two, at least 2.
+    /// lane of this many slots, 64 bytes each). A power of two, at least 2 and at most
+    /// detail::task_ring::max_capacity (2^56: larger lanes could not be addressed).
     std::size_t capacity = 1024;
     /// What a publish does when its lane is full.
     overflow on_full = overflow::block;
@@ -41,9 +45,11 @@ struct executor_options {
     wait_strategy wait = wait_strategy::adaptive;
     /// adaptive: how long a waiting thread spins before it starts yielding. Long enough that
     /// a busy stream never reaches the futex (a wake-up costs tens of microseconds), short
-    /// enough that an idle consumer soon sleeps.
+    /// enough that an idle consumer soon sleeps. Not negative; any larger value, up to
+    /// microseconds::max(), is accepted and saturates at about a century ("spin for ever").
     std::chrono::microseconds spin_duration{50};
-    /// adaptive: how long it then yields before blocking on a futex.
+    /// adaptive: how long it then yields before blocking on a futex. Same range as
+    /// spin_duration.
     std::chrono::microseconds yield_duration{50};
 };
 
@@ -177,6 +183,32 @@ inline thread_local thread_lanes this_thread_lanes;
 
 inline constinit std::atomic<std::uint64_t> next_executor_id{1};
 
+/// Thread identity for would_deadlock and misuse checks. std::thread::id values are reused
+/// once a thread has exited (a new thread often gets the id of one just joined), so a check
+/// against a stored id could mistake a new thread for a dead one; tokens are never reused.
+inline constinit std::atomic<std::uint64_t> next_thread_token{1};
+inline constinit thread_local std::uint64_t this_thread_token_value = 0;
+
+/// @brief The calling thread's token: non-zero, never given to another thread.
+/// Thread safety: any thread.
+[[nodiscard]] inline std::uint64_t this_thread_token() noexcept {
+    std::uint64_t token = this_thread_token_value;
+    if (token == 0) [[unlikely]] {
+        // relaxed: tokens only need to be distinct.
+        token = next_thread_token.fetch_add(1, std::memory_order_relaxed);
+        this_thread_token_value = token;
+    }
+    return token;
+}
+
+/// Reports a misuse that cannot be reported by an exception (a destructor) and ends the
+/// process: the same in every build, NDEBUG or not.
+[[noreturn]] inline void fatal_misuse(const char* message) noexcept {
+    std::fprintf(stderr, "tidings: %s\n", message);
+    std::fflush(stderr);
+    std::abort();
+}
+
 /// What a bus needs from an executor on its rare paths (attaching and detaching).
 class executor_client {
 public:
@@ -193,11 +225,14 @@ protected:
 /// consumer thread at a time; stats(), pending() from any thread.
 class executor_core {
 public:
+    /// @throws std::invalid_argument if the capacity is not a power of two in
+    /// [2, task_ring::max_capacity] or a wait duration is negative.
     explicit executor_core(const executor_options& options)
-        : options_(options), id_(next_executor_id.fetch_add(1, std::memory_order_relaxed)) {
+        : options_(checked(options)),
+          spin_until_(saturated(options.spin_duration)),
+          yield_until_(spin_until_ + saturated(options.yield_duration)),
+          id_(next_executor_id.fetch_add(1, std::memory_order_relaxed)) {
         // relaxed above: ids only need to be distinct.
-        task_ring probe(options.capacity);  // validates the capacity before anything else
-        (void)probe;
         choose_barrier();
     }
 
@@ -247,6 +282,7 @@ public:
         }
         const bool on_heap = build(*slot);
         own.ring.commit();
+        TIDINGS_SCHEDULE_POINT();  // between the commit and the read of `sleeping_`
         // relaxed: statistics with a single writer (this producer thread).
         own.queued.store(own.queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         if (on_heap) {
@@ -272,7 +308,7 @@ public:
         std::size_t ran = 0;
         lane* current = cursor_ != nullptr && cursor_->next != nullptr ? cursor_->next : head;
         // One full cycle over the lanes, or until the limit.
-        for (lane* const first = current; ran < limit;) {
+        for (lane* const first = current; ran < limit && !halted();) {
             const std::size_t batch = std::min<std::size_t>(limit - ran, per_lane_batch);
             ran += run_lane(*current, batch, ~std::uint64_t{0});
             cursor_ = current;
@@ -291,7 +327,7 @@ public:
         }
         std::size_t ran = 0;
         // Lanes created meanwhile are added before `head`, so this walk does not see them.
-        for (lane* current = head; current != nullptr; current = current->next) {
+        for (lane* current = head; current != nullptr && !halted(); current = current->next) {
             ran += run_lane(*current, ~std::size_t{0}, current->run_until);
         }
         return ran;
@@ -346,6 +382,19 @@ public:
         }
     }
 
+    /// A discarding stop began: the consumer runs no task it has not started (run_lane checks
+    /// before each one). Called before stop_accepting(), whose release store of `accepting_`
+    /// publishes it: a thread that sees a publish refused (refuse_stopped's acquire fence) and
+    /// then lets a running handler finish is sure that the consumer starts nothing more.
+    void halt() noexcept {
+        halted_.store(true, std::memory_order_relaxed);  // published by stop_accepting
+    }
+
+    [[nodiscard]] bool halted() const noexcept {
+        // relaxed: see halt(); the consumer's program order does the rest.
+        return halted_.load(std::memory_order_relaxed);
+    }
+
     /// Wakes the consumer if it sleeps (or is about to).
     void wake_consumer() noexcept {
         // release: pairs with the acquire load in sleep_until_woken, so that a consumer that
@@ -355,10 +404,46 @@ public:
         wake_.notify_one();
     }
 
-    /// Marks the thread that runs the consumer side, for would_deadlock detection.
-    void set_consumer_thread(std::thread::id id) noexcept {
-        consumer_thread_.store(id, std::memory_order_relaxed);  // relaxed: compared by the
-                                                                // same thread that stored it
+    /// Marks the calling thread as the one that runs the consumer side, for would_deadlock
+    /// detection.
+    void set_consumer_thread() noexcept {
+        // relaxed: compared by the same thread that stored it (other threads only need to
+        // see that it is not theirs, and no other thread ever has this token).
+        consumer_token_.store(this_thread_token(), std::memory_order_relaxed);
+    }
+
+    /// @brief Marks the calling thread as running a manual executor's tasks until end_run().
+    /// @throws std::logic_error for a nested run (from a handler this executor is running:
+    /// run_pending in a modal loop) or a run while another thread runs it. Nothing ran then.
+    void begin_run() {
+        const std::uint64_t self = this_thread_token();
+        std::uint64_t expected = 0;
+        // acquire: the previous run (perhaps on another thread) happens before ours (pairs
+        // with the release store in end_run).
+        if (!runner_.compare_exchange_strong(expected, self, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+            if (expected == self) {
+                throw std::logic_error(
+                    "tidings: a manual_executor's run_pending/run_one/run_for_at_most was "
+                    "called from a handler that this executor is running (a nested run); "
+                    "nested runs are not supported: return to the loop that runs it, or run "
+                    "another manual_executor for the nested loop");
+            }
+            throw std::logic_error(
+                "tidings: two threads ran the same manual_executor at once; its run "
+                "functions must be called by one thread at a time");
+        }
+        set_consumer_thread();
+    }
+
+    void end_run() noexcept {
+        runner_.store(0, std::memory_order_release);  // pairs with the CAS in begin_run
+    }
+
+    /// True while the calling thread is inside a run of this (manual) executor.
+    [[nodiscard]] bool running_on_this_thread() const noexcept {
+        // relaxed: compared with our own token, which only this thread stores.
+        return runner_.load(std::memory_order_relaxed) == this_thread_token();
     }
 
     /// Stops accepting new tasks, wakes producers blocked on full lanes (they then throw
@@ -371,8 +456,9 @@ public:
                 "for running publishes, and this thread is running one");
         }
         // seq_cst: ordered before the epoch increment below, so a dispatch that reads the
-        // new epoch also reads accepting == false.
+        // new epoch also reads accepting == false. Also a release: see halt().
         accepting_.store(false, std::memory_order_seq_cst);
+        TIDINGS_SCHEDULE_POINT();  // between the store and the wake-ups and grace period
         for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
              current = current->next) {
             current->space.fetch_add(1, std::memory_order_release);
@@ -412,73 +498,134 @@ public:
     }
 
     // ---- attachments to buses --------------------------------------------------------------
+    //
+    // A queued task points into its bus's channels, so the executor keeps every bus that
+    // delivers through it alive (a shared_ptr to its core) until no task of it can remain.
+    // Live buses are in `attached_`, found through `live_` in O(1). A bus that shut down has
+    // queued all its tasks (its shutdown waited for running publishes), so what it left lies
+    // before each lane's current tail: bus_shut_down records those tails ("marks") for the
+    // lanes that still hold tasks, and the bus is released once the consumer has handed back
+    // every slot up to its marks. With no task left (the common case) it is released at once,
+    // so an executor that is not being run does not accumulate dead buses.
 
-    /// Remembers a bus that delivers through this executor: the executor keeps it alive so
-    /// that queued tasks never outlive the channels they point to.
+    /// Remembers a bus that delivers through this executor (once per bus; O(1)).
+    /// @throws std::bad_alloc, with the strong guarantee (nothing changed).
     void attach(std::shared_ptr<void> bus_core, executor_client& client) {
+        std::list<attachment> added;  // destroyed after the lock if unused
         std::lock_guard lock{attach_mutex_};
-        for (const attachment& a : attached_) {
-            if (a.client == &client) return;
-        }
-        attached_.push_back({std::move(bus_core), &client});
+        TIDINGS_SCHEDULE_POINT();
+        if (live_.contains(&client)) return;
+        added.push_back(attachment{std::move(bus_core), &client, {}});
+        live_.emplace(&client, added.begin());
+        attached_.splice(attached_.end(), added);  // nothing below throws
     }
 
-    /// A bus shut down: forget it once no task of it can remain queued.
+    /// A bus shut down, after its grace period: releases it now if none of its tasks can be
+    /// queued any more, else once the consumer has passed them. The caller keeps the bus
+    /// alive through this call (the executor's reference may be dropped inside it).
     void bus_shut_down(executor_client& client) noexcept {
+        std::list<attachment> released;  // destroyed after the lock
         std::lock_guard lock{attach_mutex_};
-        for (attachment& a : attached_) {
-            if (a.client == &client) a.retiring = true;
+        const auto found = live_.find(&client);
+        if (found == live_.end()) return;  // detached by the executor's destructor
+        const auto where = found->second;
+        live_.erase(found);
+        bool out_of_memory = false;
+        try {
+            // Lanes created after this load cannot hold a task of this bus: its publishes
+            // are over, and each one's lane was linked (release CAS) before it pushed.
+            for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+                 current = current->next) {
+                const std::uint64_t end = current->ring.produced();
+                TIDINGS_SCHEDULE_POINT();  // the consumer may pass the end meanwhile
+                if (current->ring.consumed() < end) where->marks.push_back({current, end});
+            }
+        } catch (const std::bad_alloc&) {
+            out_of_memory = true;  // kept until the executor goes: no leak, no early release
         }
-        retiring_.store(true, std::memory_order_release);  // pairs with release_retired
+        if (out_of_memory) {
+            pinned_.splice(pinned_.end(), attached_, where);
+        } else if (where->marks.empty()) {
+            released.splice(released.end(), attached_, where);
+        } else {
+            retired_.splice(retired_.end(), attached_, where);
+            // release: the entry is in `retired_` before the flag (pairs with the acquire
+            // load in release_retired).
+            retiring_.store(true, std::memory_order_release);
+            // A sleeping worker re-checks (sleep_until_woken does not sleep while the flag
+            // is set), so an idle thread_executor does not hold the bus until its next task.
+            wake_consumer();
+        }
     }
 
-    /// Consumer: once every lane is empty, releases the buses that shut down before.
-    void release_retired_if_idle() noexcept {
-        // acquire: the bus's shutdown (its unlinks and grace period) happens before.
+    /// Consumer, outside any task: releases the retired buses whose tasks have all been run
+    /// or discarded. Cheap when there are none (one load).
+    void release_retired() noexcept {
+        // acquire: pairs with the release store in bus_shut_down.
         if (!retiring_.load(std::memory_order_acquire)) [[likely]]
             return;
-        // Read after the flag: tasks of a retiring bus were all pushed before it was set.
-        if (has_work()) return;
-        std::vector<attachment> released;
-        {
-            std::lock_guard lock{attach_mutex_};
-            retiring_.store(false, std::memory_order_relaxed);
-            // Only tasks pushed before the bus's shutdown can reference it, and the caller saw
-            // every lane empty after we read the flag.
-            auto keep = std::stable_partition(attached_.begin(), attached_.end(),
-                                              [](const attachment& a) { return !a.retiring; });
-            released.assign(std::make_move_iterator(keep),
-                            std::make_move_iterator(attached_.end()));
-            attached_.erase(keep, attached_.end());
+        TIDINGS_SCHEDULE_POINT();
+        std::list<attachment> released;  // destroyed after the lock: may free bus cores
+        std::lock_guard lock{attach_mutex_};
+        for (auto it = retired_.begin(); it != retired_.end();) {
+            const auto next = std::next(it);
+            if (passed(*it)) released.splice(released.end(), retired_, it);
+            it = next;
         }
-        // `released` is destroyed here, outside the lock: a bus core may be freed.
+        // relaxed: written only under attach_mutex_; a later retirement sets it again.
+        retiring_.store(!retired_.empty(), std::memory_order_relaxed);
     }
 
-    /// The executor object is going away: every bus unlinks the subscriptions that deliver
-    /// here, then the executor forgets the buses.
+    /// The executor object is going away, its tasks drained or discarded: every live bus
+    /// unlinks the subscriptions that deliver here, then the executor forgets every bus.
     void detach_all() noexcept {
-        std::vector<attachment> attached;
+        std::list<attachment> live;
+        std::list<attachment> gone;
         {
             std::lock_guard lock{attach_mutex_};
-            attached.swap(attached_);
+            live.swap(attached_);
+            live_.clear();
+            gone.splice(gone.end(), retired_);
+            gone.splice(gone.end(), pinned_);
+            retiring_.store(false, std::memory_order_relaxed);  // see release_retired
         }
-        for (attachment& a : attached) a.client->detach_executor(*this);
-        // `attached` is destroyed here, outside the lock.
+        for (attachment& a : live) a.client->detach_executor(*this);
+        // `live` and `gone` are destroyed here, outside the lock.
+    }
+
+    /// For tests: how many buses the executor keeps alive (live ones and retired ones).
+    [[nodiscard]] std::size_t attachment_count() noexcept {
+        std::lock_guard lock{attach_mutex_};
+        return attached_.size() + retired_.size() + pinned_.size();
     }
 
     /// True when the calling thread is this executor's consumer.
     [[nodiscard]] bool is_consumer_thread() const noexcept {
-        return consumer_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+        // relaxed: see set_consumer_thread.
+        return consumer_token_.load(std::memory_order_relaxed) == this_thread_token();
     }
 
 private:
     static constexpr std::size_t per_lane_batch = 64;
 
+    /// One lane's end at a bus's retirement: the bus's tasks there lie before `end`.
+    struct lane_mark {
+        const lane* where;
+        std::uint64_t end;
+    };
+
     struct attachment {
         std::shared_ptr<void> keep_alive;
         executor_client* client = nullptr;
-        bool retiring = false;
+        std::vector<lane_mark> marks;  // set when the bus shuts down
     };
+
+    /// True once the consumer has handed back every slot before the marks.
+    [[nodiscard]] static bool passed(const attachment& a) noexcept {
+        return std::all_of(a.marks.begin(), a.marks.end(), [](const lane_mark& mark) {
+            return mark.where->ring.consumed() >= mark.end;
+        });
+    }
 
     static constexpr int idle_poll_pauses = 32;
 
@@ -497,9 +644,31 @@ private:
                 break;
         }
         const auto waited = std::chrono::steady_clock::now() - since;
-        if (waited < options_.spin_duration) return wait_phase::spin;
-        if (waited < options_.spin_duration + options_.yield_duration) return wait_phase::yield;
+        if (waited < spin_until_) return wait_phase::spin;
+        if (waited < yield_until_) return wait_phase::yield;
         return wait_phase::block;
+    }
+
+    /// The longest wait phase: a century, "for ever" in practice. Two of them still fit in a
+    /// steady_clock::duration (nanoseconds, 292 years).
+    static constexpr std::chrono::hours longest_phase{24 * 365 * 100};
+
+    /// @throws std::invalid_argument for a capacity or a duration out of range.
+    static const executor_options& checked(const executor_options& options) {
+        task_ring::check_capacity(options.capacity);
+        if (options.spin_duration.count() < 0 || options.yield_duration.count() < 0) {
+            throw std::invalid_argument(
+                "tidings: executor_options::spin_duration and yield_duration must not be "
+                "negative");
+        }
+        return options;
+    }
+
+    /// `phase` converted to the clock's unit, saturated at longest_phase: compared in
+    /// microseconds first, so that microseconds::max() overflows nothing.
+    static std::chrono::steady_clock::duration saturated(std::chrono::microseconds phase) noexcept {
+        if (phase > std::chrono::microseconds{longest_phase}) return longest_phase;
+        return phase;
     }
 
     static void add_relaxed(std::atomic<std::uint64_t>& counter, std::uint64_t count) noexcept {
@@ -515,7 +684,8 @@ private:
         // One read section for the batch: the deliveries of thread-safe buses nest in it
         // for the price of a counter increment each.
         epoch_read_section section;
-        while (ran < limit && current.ring.head() < end) {
+        // Before each task: a discarding stop lets only the task already running finish.
+        while (ran < limit && current.ring.head() < end && !halted()) {
             task_slot* slot = current.ring.try_front();
             if (slot == nullptr) break;
             cancelled += slot->operation(*slot, task_action::run, this);
@@ -556,8 +726,15 @@ private:
         // ends the wait below.
         if (stop_flag.load(std::memory_order_acquire)) return;
         sleeping_.store(true, std::memory_order_relaxed);
+        TIDINGS_SCHEDULE_POINT();  // between the store of `sleeping_` and the re-check
         heavy_barrier();  // pairs with light_barrier in push(): see there
-        if (!has_work()) wake_.wait(seen, std::memory_order_acquire);
+        // Not while a retired bus waits for release_retired (bus_shut_down woke us for it;
+        // acquire: pairs with its release store). Halted, queued tasks are no reason to stay
+        // awake: only stop's wake-up is awaited.
+        if (!retiring_.load(std::memory_order_acquire) && (halted() || !has_work())) {
+            TIDINGS_SCHEDULE_POINT();  // before the wait
+            wake_.wait(seen, std::memory_order_acquire);
+        }
         sleeping_.store(false, std::memory_order_relaxed);
     }
 
@@ -640,6 +817,10 @@ private:
     }
 
     bool refuse_stopped() {
+        // acquire: reads the stopper's `false` again (it never becomes true again), so what
+        // the stopper did before its store happens before what this thread does next (pairs
+        // with the seq_cst store in stop_accepting; see halt()).
+        (void)accepting_.load(std::memory_order_acquire);
         if (options_.on_full == overflow::drop) {
             rejected_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
             return false;
@@ -694,13 +875,17 @@ private:
     }
 
     const executor_options options_;
+    const std::chrono::steady_clock::duration spin_until_;   // adaptive: end of spinning
+    const std::chrono::steady_clock::duration yield_until_;  // adaptive: end of yielding
     const std::uint64_t id_;
     std::atomic<lane*> lanes_{nullptr};
     lane* cursor_ = nullptr;  // consumer-only: the lane run_some served last
 
     alignas(cache_line_size) std::atomic<bool> accepting_{true};
+    std::atomic<bool> halted_{false};  // read before each task: beside the read-mostly flag
     std::atomic<bool> sleeping_{false};
-    std::atomic<std::thread::id> consumer_thread_{};
+    std::atomic<std::uint64_t> consumer_token_{0};  // this_thread_token() of the consumer
+    std::atomic<std::uint64_t> runner_{0};  // manual: the token of the thread inside a run
 
     alignas(cache_line_size) std::atomic<std::uint32_t> wake_{0};
     std::atomic<std::uint64_t> executed_{0};   // single writer: the consumer
@@ -710,8 +895,13 @@ private:
     std::atomic<std::uint64_t> rejected_{0};
 
     std::mutex attach_mutex_;
-    std::vector<attachment> attached_;  // guarded by attach_mutex_
-    std::atomic<bool> retiring_{false};
+    // Guarded by attach_mutex_: live buses, and `live_` to find them; buses that shut down
+    // with tasks queued; buses kept till the end because their marks could not be allocated.
+    std::list<attachment> attached_;
+    std::unordered_map<const executor_client*, std::list<attachment>::iterator> live_;
+    std::list<attachment> retired_;
+    std::list<attachment> pinned_;
+    std::atomic<bool> retiring_{false};  // `retired_` may be non-empty
 };
 
 /// Implemented by both executors, so that deliver_on can take either.
@@ -739,30 +929,41 @@ struct deliver_on {
 /// loops, GUI threads and deterministic tests.
 ///
 /// Thread safety: publishes may queue to it from any thread; the run functions must not be
-/// called by two threads at once. It can serve several buses, including a
-/// tidings::single_threaded_bus whose thread runs it.
+/// called by two threads at once, nor from a handler it is running (both are refused with
+/// std::logic_error). It can serve several buses, including a tidings::single_threaded_bus
+/// whose thread runs it.
 class manual_executor {
 public:
-    /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
+    /// @throws std::invalid_argument if options.capacity is not a power of two in
+    /// [2, detail::task_ring::max_capacity] or a wait duration is negative.
     explicit manual_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)) {
         // Until some thread runs it, the constructing thread is taken to be its loop's thread
         // (for would_deadlock: a blocking publish from it into a full queue would wait
-        // forever).
-        core_->set_consumer_thread(std::this_thread::get_id());
+        // forever). By token, not std::thread::id: a later thread may reuse this one's id.
+        core_->set_consumer_thread();
     }
 
     /// @brief Disconnects the subscriptions that deliver here. Tasks still queued are not run:
     /// they are discarded and counted, and a line on stderr says how many (call run_pending()
-    /// first to deliver them).
+    /// first to deliver them). Waits for publishes to it running in other threads.
+    /// @warning Destroying it inside a handler, its own or any other (a publish may be
+    /// pushing into it, and waiting for that from inside a dispatch could deadlock), is a
+    /// misuse that ends the process with a `tidings:` message, in every build.
     ~manual_executor() {
         if (core_ == nullptr) return;
-        try {
-            core_->stop_accepting();
-        } catch (const would_deadlock&) {
-            // Destroyed inside a handler: nothing can wait here; the detach below still waits
-            // where it may.
+        if (core_->running_on_this_thread()) {
+            detail::fatal_misuse(
+                "a manual_executor was destroyed inside one of its own handlers (during its "
+                "run_pending/run_one/run_for_at_most); destroy it after the run returns");
         }
+        if (detail::in_read_section()) {
+            detail::fatal_misuse(
+                "a manual_executor was destroyed inside a handler: its destruction must wait "
+                "for publishes that may be queuing to it, which cannot be done from inside a "
+                "dispatch; destroy it outside handlers");
+        }
+        core_->stop_accepting();  // not in a read section: does not throw would_deadlock
         const std::size_t discarded = core_->discard_all();
         if (discarded != 0) {
             std::fprintf(stderr,
@@ -776,21 +977,30 @@ public:
     manual_executor& operator=(const manual_executor&) = delete;
 
     /// @brief Runs the tasks queued before the call (not those they queue); returns how many.
+    /// The calling thread becomes the executor's loop thread (for would_deadlock).
+    /// @throws std::logic_error, running nothing, if called from a handler this executor is
+    /// running (nested runs are not supported: each task runs once) or while another thread
+    /// runs it. A handler of another executor may run this one.
+    /// Thread safety: one thread at a time (checked).
     std::size_t run_pending() {
-        core_->set_consumer_thread(std::this_thread::get_id());
+        core_->begin_run();
         const std::size_t ran = core_->run_visible();
-        core_->release_retired_if_idle();
+        core_->release_retired();
+        core_->end_run();
         return ran;
     }
 
     /// @brief Runs the oldest task of the next non-empty lane, if any; returns 1 or 0.
+    /// @throws std::logic_error as run_pending does.
     std::size_t run_one() { return run_for_at_most(1); }
 
     /// @brief Runs at most `count` tasks; returns how many ran.
+    /// @throws std::logic_error as run_pending does.
     std::size_t run_for_at_most(std::size_t count) {
-        core_->set_consumer_thread(std::this_thread::get_id());
+        core_->begin_run();
         const std::size_t ran = core_->run_some(count);
-        core_->release_retired_if_idle();
+        core_->release_retired();
+        core_->end_run();
         return ran;
     }
 
@@ -815,23 +1025,33 @@ private:
 /// event as rejected with overflow::drop: never a hang, never a silent loss.
 ///
 /// Thread safety: every member may be called from any thread, except stop() and the
-/// destructor from the worker thread itself (tidings::would_deadlock).
+/// destructor from the worker thread itself or from inside a handler (stop() throws
+/// tidings::would_deadlock; the destructor ends the process with a `tidings:` message).
 class thread_executor {
 public:
-    /// @throws std::invalid_argument if options.capacity is not a power of two >= 2.
+    /// @throws std::invalid_argument if options.capacity is not a power of two in
+    /// [2, detail::task_ring::max_capacity] or a wait duration is negative;
+    /// std::system_error if the thread cannot be started.
     explicit thread_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)),
           worker_([core = core_.get(), this](std::stop_token) { run(*core); }),
           worker_id_(worker_.get_id()) {}
 
     /// @brief stop(stop_mode::drain), then disconnects the subscriptions that deliver here.
+    /// @warning Destroying it from its worker (inside one of its handlers) or from inside any
+    /// handler is a misuse that ends the process with a `tidings:` message, in every build
+    /// (the stop would wait for this very thread).
     ~thread_executor() {
         if (worker_.joinable()) {
             try {
                 stop(stop_mode::drain);
+            } catch (const would_deadlock&) {
+                detail::fatal_misuse(
+                    "a thread_executor was destroyed from its own worker or from inside a "
+                    "handler; its stop would wait for this very thread. Destroy it outside "
+                    "handlers, from another thread than its worker");
             } catch (...) {
-                // Destroyed from inside a handler or its own thread: the documented misuse.
-                TIDINGS_ASSERT(false, "thread_executor destroyed from a handler or its worker");
+                detail::fatal_misuse("a thread_executor's stop failed in its destructor");
             }
         }
         core_->detach_all();
@@ -847,7 +1067,8 @@ public:
     std::size_t stop(stop_mode mode = stop_mode::drain) {
         // Both checks come before the mutex: a handler that called stop() while another
         // thread holds the mutex (waiting to join this very worker) would wait for ever.
-        if (std::this_thread::get_id() == worker_id_) {
+        // relaxed: compared with our own token; only the worker stores its own.
+        if (worker_token_.load(std::memory_order_relaxed) == detail::this_thread_token()) {
             throw would_deadlock("tidings: a thread_executor cannot stop itself from its worker");
         }
         if (detail::in_read_section()) {
@@ -857,6 +1078,9 @@ public:
         }
         std::lock_guard lock{stop_mutex_};
         if (!worker_.joinable()) return 0;
+        // Before stop_accepting, whose release store publishes it: from now on the worker
+        // starts no task; only the one already running may finish.
+        if (mode == stop_mode::discard) core_->halt();
         core_->stop_accepting();
         const std::uint64_t discarded_before = core_->stats().discarded;
         mode_.store(mode, std::memory_order_relaxed);  // ordered by the release below
@@ -865,7 +1089,7 @@ public:
         stopping_.store(true, std::memory_order_release);
         core_->wake_consumer();
         worker_.join();
-        return static_cast<std::size_t>(core_->stats().discarded - discarded_before);
+        return core_->stats().discarded - discarded_before;  // std::uint64_t is std::size_t
     }
 
     /// @brief How many tasks are queued (may be stale when used).
@@ -882,26 +1106,23 @@ public:
 
 private:
     void run(detail::executor_core& core) noexcept {
-        core.set_consumer_thread(std::this_thread::get_id());
+        worker_token_.store(detail::this_thread_token(), std::memory_order_relaxed);  // see stop
+        core.set_consumer_thread();
         bool idle = false;
         auto idle_since = std::chrono::steady_clock::now();
         for (;;) {
+            // A discarding stop halts the core first: run_some then starts no task and
+            // returns 0, and the idle path below discards once stop() says it may.
             if (core.run_some(batch_limit) != 0) {
                 idle = false;
-                // Between batches too, not only when idle: a discarding stop must not wait
-                // for a backlog to run first. acquire: pairs with the release store in stop().
-                if (stopping_.load(std::memory_order_acquire) &&
-                    mode_.load(std::memory_order_relaxed) == stop_mode::discard) {
-                    core.discard_all();
-                    return;
-                }
+                core.release_retired();
                 continue;
             }
             if (!idle) {
                 idle = true;
                 idle_since = std::chrono::steady_clock::now();
             }
-            core.release_retired_if_idle();
+            core.release_retired();
             // acquire: pairs with the release store in stop().
             if (stopping_.load(std::memory_order_acquire)) {
                 if (mode_.load(std::memory_order_relaxed) == stop_mode::discard) {
@@ -922,6 +1143,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<stop_mode> mode_{stop_mode::drain};
     std::mutex stop_mutex_;
+    std::atomic<std::uint64_t> worker_token_{0};  // the worker's this_thread_token()
     std::jthread worker_;  // after the members run() uses: starts once they are constructed
     // Read by stop() without the mutex (worker_.get_id() would race with another stop's join).
     const std::thread::id worker_id_;

@@ -240,6 +240,10 @@ public:
             shut_down_ = true;
         }
         finish_removal(unlink_matching(nullptr, true));
+        // An executor may drop its reference to us in bus_shut_down: keep this core alive
+        // until after the unlock (null when called from our own destructor, which no
+        // executor's reference can outlive).
+        const std::shared_ptr<bus_core> self = this->weak_from_this().lock();
         std::lock_guard lock{mutex_};
         // Under our mutex, so that an executor being destroyed (which must take it in
         // detach_executor) is still alive while we call it.
