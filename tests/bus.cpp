@@ -827,3 +827,178 @@ TEMPLATE_TEST_CASE("moving a bus keeps its subscriptions, assigning over one dis
     third.publish(ping{});
     CHECK(log.size() == 2);
 }
+
+// --- a filter that unsubscribes; out of memory while unsubscribing (issue 9, items 12 and 10) ---
+
+// Issue 9, item 12: the filter ran, unsubscribed its own subscription, and its handler was
+// called all the same, after unsubscribe() had returned.
+TEMPLATE_TEST_CASE("a filter that unsubscribes its own subscription stops its handler at once",
+                   "[bus][reentrancy]", tidings::bus, tidings::single_threaded_bus) {
+    TestType bus;
+    int handled = 0;
+    int filtered = 0;
+    tidings::subscription s;
+    auto leave = [&](const ping&) {
+        ++filtered;
+        s.unsubscribe();
+        return true;  // it would pass
+    };
+    auto owner = std::make_shared<int>(0);
+    SECTION("plain") {
+        s = bus.subscribe([&](const ping&) { ++handled; }, tidings::filter(leave));
+    }
+    SECTION("with once") {
+        s = bus.subscribe([&](const ping&) { ++handled; }, tidings::filter(leave), tidings::once);
+    }
+    SECTION("with track") {
+        s = bus.subscribe([&](const ping&) { ++handled; }, tidings::filter(leave),
+                          tidings::track(owner));
+    }
+    SECTION("with priority, among other subscribers") {
+        auto before = bus.subscribe([](const ping&) {}, tidings::priority{10});
+        s = bus.subscribe([&](const ping&) { ++handled; }, tidings::filter(leave));
+        auto after = bus.subscribe([](const ping&) {}, tidings::priority{-10});
+        bus.publish(ping{1});
+    }
+    bus.publish(ping{1});
+    bus.publish(ping{2});
+    CHECK(filtered == 1);
+    CHECK(handled == 0);
+    CHECK_FALSE(s.connected());
+    CHECK(bus.template subscriber_count<ping>() == 0);
+}
+
+TEST_CASE("a queued filter that unsubscribes its own subscription stops its handler at once",
+          "[bus][reentrancy][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    int handled = 0;
+    tidings::subscription s;
+    s = bus.subscribe([&](const ping&) { ++handled; }, tidings::deliver_on(loop),
+                      tidings::filter([&](const ping&) {
+                          s.unsubscribe();
+                          return true;
+                      }));
+    bus.publish(ping{1});
+    bus.publish(ping{2});
+    loop.run_pending();
+    CHECK(handled == 0);
+}
+
+TEST_CASE(
+    "a filter running in one thread while another thread unsubscribes: its handler is not "
+    "called once the unsubscribe took effect",
+    "[bus][threaded]") {
+    for (const bool once : {false, true}) {
+        INFO((once ? "once" : "not once"));
+        tidings::bus bus;
+        std::atomic<bool> in_filter{false};
+        std::atomic<bool> go_on{false};
+        std::atomic<int> handled{0};
+        auto filter = tidings::filter([&](const ping&) {
+            // release/acquire: pairs with the main thread's spin on in_filter.
+            in_filter.store(true, std::memory_order_release);
+            // acquire: pairs with the release store of go_on below, made after the
+            // unsubscribing thread's unlink was seen.
+            tidings_test::spin_until([&] { return go_on.load(std::memory_order_acquire); });
+            return true;
+        });
+        auto handler = [&](const ping&) { handled.fetch_add(1, std::memory_order_relaxed); };
+        tidings::subscription s = once ? bus.subscribe(handler, filter, tidings::once)
+                                       : bus.subscribe(handler, filter);
+        std::thread publisher([&] { bus.publish(ping{1}); });
+        tidings_test::spin_until([&] { return in_filter.load(std::memory_order_acquire); });
+        // Outside any dispatch: it unlinks, then waits for the publisher's dispatch to end.
+        std::thread unsubscriber([&] { s.unsubscribe(); });
+        tidings_test::spin_until([&] { return bus.subscriber_count<ping>() == 0; });
+        go_on.store(true, std::memory_order_release);
+        publisher.join();
+        unsubscriber.join();
+        CHECK(handled.load(std::memory_order_relaxed) == 0);
+    }
+}
+
+
+// Issue 9, item 10: out of memory, the snapshot without the removed node could not be built;
+// the node stayed in the old one and its handler's captured state was never destroyed.
+TEMPLATE_TEST_CASE(
+    "an unsubscribe whose new snapshot cannot be allocated still stops the handler and "
+    "destroys its state, at the channel's next change or with the bus",
+    "[bus][allocation][lifetime]", tidings::bus, tidings::single_threaded_bus) {
+    if (!tidings_test::can_fail_allocations) return;
+    for (const bool destroy_bus : {false, true}) {
+        lifetime_counter counter;
+        int failed_runs = 0;
+        for (int n = 1; n <= 10; ++n) {
+            INFO("allocation " << n << " fails; " << (destroy_bus ? "bus destroyed" : "next change"));
+            std::optional<TestType> bus{std::in_place};
+            int handled = 0;
+            auto other = bus->subscribe([](const ping&) {});
+            tidings::subscription s =
+                bus->subscribe([&handled, life = counted{counter}](const ping&) { ++handled; });
+            bool failed = false;
+            {
+                tidings_test::allocation_failure failure{n};
+                s.unsubscribe();
+                failed = failure.failed();
+            }
+            if (failed) ++failed_runs;
+            CHECK_FALSE(s.connected());
+            bus->publish(ping{1});
+            CHECK(handled == 0);
+            if (destroy_bus) {
+                bus.reset();
+            } else {
+                // The channel's next change takes the node out with the old snapshot.
+                auto later = bus->subscribe([](const ping&) {});
+                later.unsubscribe();
+                bus->publish(ping{2});
+                CHECK(handled == 0);
+            }
+            CHECK(counter.live() == 0);
+            if (!failed) break;
+        }
+        CHECK(failed_runs >= 1);
+    }
+}
+
+TEMPLATE_TEST_CASE(
+    "destroying an executor or the bus while snapshots cannot be allocated still destroys "
+    "every handler's state",
+    "[bus][allocation][lifetime][executor]", tidings::bus, tidings::single_threaded_bus) {
+    if (!tidings_test::can_fail_allocations) return;
+    lifetime_counter counter;
+    for (const bool executor_first : {true, false}) {
+        int failed_runs = 0;
+        for (int n = 1; n <= 40; ++n) {
+            INFO("allocation " << n << " fails; " << (executor_first ? "executor" : "bus")
+                               << " destroyed under the failure");
+            std::optional<tidings::manual_executor> loop{std::in_place};
+            std::optional<TestType> bus{std::in_place};
+            bus->template retain<ping>(2);  // a retaining channel's snapshot always allocates
+            bus->publish(ping{1});
+            auto queued = bus->subscribe([life = counted{counter}](const ping&) {},
+                                         tidings::deliver_on(*loop));
+            auto direct = bus->subscribe([life = counted{counter}](const ping&) {});
+            bus->publish(ping{2});
+            loop->run_pending();
+            bool failed = false;
+            {
+                tidings_test::allocation_failure failure{n};
+                if (executor_first) {
+                    loop.reset();
+                } else {
+                    bus.reset();
+                }
+                failed = failure.failed();
+            }
+            if (failed) ++failed_runs;
+            CHECK_FALSE(queued.connected());
+            bus.reset();
+            loop.reset();
+            CHECK(counter.live() == 0);
+            if (!failed) break;
+        }
+        CHECK(failed_runs >= 1);
+    }
+}

@@ -580,3 +580,305 @@ TEST_CASE(
     CHECK(some_threw);
     CHECK(one_succeeded);
 }
+
+TEST_CASE(
+    "a live event whose copy throws while the replay gate holds it is reported, and the "
+    "others follow in order",
+    "[retention][errors]") {
+    tidings::bus bus;
+    bus.set_error_policy(tidings::error_policy::report);
+    int reported = 0;
+    bus.set_error_handler([&](const tidings::handler_error&) { ++reported; });
+    bus.retain<fragile>(10);
+    for (int i = 1; i <= 3; ++i) bus.publish(fragile{i});
+    std::vector<int> seen;
+    auto s = bus.subscribe(
+        [&](const fragile& e) {
+            seen.push_back(e.sound() ? e.seq : -1);
+            if (e.seq == 1) {
+                // Published during the replay: held until it ends. The 1st copy is kept by
+                // the channel, the 2nd is the gate's, which throws.
+                fail_nth_copy(2);
+                bus.publish(fragile{100});
+                CHECK(fail_nth_copy(0));
+                bus.publish(fragile{101});
+            }
+        },
+        tidings::replay);
+    CHECK(seen == std::vector<int>{1, 2, 3, 101});
+    CHECK(reported == 1);
+    CHECK(replayed_now(bus) == std::vector<int>{1, 2, 3, 100, 101});
+}
+
+// Issue 9, item 5: the replay gate counted a replayed event off only after its filter said
+// yes or no, so a throwing filter kept it shut: every later live event was held for ever.
+TEST_CASE("a filter that throws on a replayed event does not keep the live events back",
+          "[retention][errors]") {
+    tidings::bus bus;
+    bus.set_error_policy(tidings::error_policy::report);
+    int reported = 0;
+    bus.set_error_handler([&](const tidings::handler_error&) { ++reported; });
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                           tidings::filter([](const goal& g) {
+                               if (g.seq == 2) throw std::runtime_error("filter");
+                               return true;
+                           }));
+    CHECK(seen == std::vector<int>{1, 3});
+    CHECK(reported == 1);
+    publish_goals(bus, 4, 5);
+    CHECK(seen == std::vector<int>{1, 3, 4, 5});
+}
+
+TEST_CASE("a filter that throws on a queued replayed event does not keep the live events back",
+          "[retention][errors][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    int reported = 0;
+    bus.set_error_handler([&](const tidings::handler_error&) { ++reported; });
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    tidings::subscription s;
+    // Subscribed from another thread: the replay comes through that thread's lane, and the
+    // live events through this one's, which the executor may run first.
+    // The joiner stays until the live events are queued: its lane is then not reused by this
+    // thread, and the executor takes this thread's newer lane first, so the live events
+    // overtake the replay and wait in the gate.
+    std::latch subscribed{1};
+    std::latch published{1};
+    std::thread joiner([&] {
+        s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                          tidings::deliver_on(loop),
+                          tidings::filter([](const goal& g) {
+                              if (g.seq == 3) throw std::runtime_error("filter");
+                              return true;
+                          }));
+        subscribed.count_down();
+        published.wait();
+    });
+    subscribed.wait();
+    publish_goals(bus, 4, 6);
+    published.count_down();
+    joiner.join();
+    while (loop.run_one() != 0) {
+    }
+    CHECK(reported == 1);
+    CHECK(seen == std::vector<int>{1, 2, 4, 5, 6});
+    publish_goals(bus, 7, 7);
+    loop.run_pending();
+    CHECK(seen == std::vector<int>{1, 2, 4, 5, 6, 7});
+}
+
+// Issue 9, item 5: a handler throwing on the last replayed event left the held live events
+// waiting for the next publish; then one of them throwing dropped the rest, and the live event
+// that had set the flush going, without a report.
+TEST_CASE(
+    "a handler that throws on the last replayed event still receives the held live events "
+    "right after it, and each one that throws is reported",
+    "[retention][errors]") {
+    tidings::bus bus;
+    bus.set_error_policy(tidings::error_policy::report);
+    std::vector<int> reported;
+    bus.set_error_handler([&](const tidings::handler_error& e) {
+        try {
+            std::rethrow_exception(e.exception);
+        } catch (const std::runtime_error& error) {
+            reported.push_back(std::stoi(error.what()));
+        }
+    });
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    auto s = bus.subscribe(
+        [&](const goal& g) {
+            seen.push_back(g.seq);
+            if (g.seq == 1) publish_goals(bus, 100, 102);  // during the replay: held
+            if (g.seq == 3 || g.seq == 100 || g.seq == 101) {
+                throw std::runtime_error(std::to_string(g.seq));
+            }
+        },
+        tidings::replay);
+    CHECK(seen == std::vector<int>{1, 2, 3, 100, 101, 102});  // before subscribe returned
+    CHECK(reported == std::vector<int>{3, 100, 101});
+    publish_goals(bus, 4, 4);
+    CHECK(seen == std::vector<int>{1, 2, 3, 100, 101, 102, 4});
+}
+
+TEST_CASE(
+    "a queued handler that throws on replayed and held events receives every event, replay "
+    "first, each failure reported, without waiting for another publish",
+    "[retention][errors][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    std::vector<int> reported;
+    bus.set_error_handler([&](const tidings::handler_error& e) {
+        try {
+            std::rethrow_exception(e.exception);
+        } catch (const std::runtime_error& error) {
+            reported.push_back(std::stoi(error.what()));
+        }
+    });
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    tidings::subscription s;
+    // The joiner stays until the live events are queued: its lane is then not reused by this
+    // thread, and the executor takes this thread's newer lane first, so the live events
+    // overtake the replay and wait in the gate.
+    std::latch subscribed{1};
+    std::latch published{1};
+    std::thread joiner([&] {
+        s = bus.subscribe(
+            [&](const goal& g) {
+                seen.push_back(g.seq);
+                if (g.seq == 3 || g.seq == 4) throw std::runtime_error(std::to_string(g.seq));
+            },
+            tidings::replay, tidings::deliver_on(loop));
+        subscribed.count_down();
+        published.wait();
+    });
+    subscribed.wait();
+    publish_goals(bus, 4, 6);
+    published.count_down();
+    joiner.join();
+    while (loop.run_one() != 0) {
+    }
+    CHECK(seen == range(1, 6));
+    std::sort(reported.begin(), reported.end());
+    CHECK(reported == std::vector<int>{3, 4});
+}
+
+TEST_CASE("a replaying handler that unsubscribes itself is not given the held events",
+          "[retention][reentrancy][executor]") {
+    tidings::manual_executor loop;
+    tidings::bus bus;
+    bus.retain<goal>(5);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    tidings::subscription s;
+    // The joiner stays until the live events are queued: its lane is then not reused by this
+    // thread, and the executor takes this thread's newer lane first, so the live events
+    // overtake the replay and wait in the gate.
+    std::latch subscribed{1};
+    std::latch published{1};
+    std::thread joiner([&] {
+        s = bus.subscribe(
+            [&](const goal& g) {
+                seen.push_back(g.seq);
+                if (g.seq == 4) s.unsubscribe();
+            },
+            tidings::replay, tidings::deliver_on(loop));
+        subscribed.count_down();
+        published.wait();
+    });
+    subscribed.wait();
+    publish_goals(bus, 4, 6);
+    published.count_down();
+    joiner.join();  // held if they overtake the replay
+    while (loop.run_one() != 0) {
+    }
+    CHECK(seen == range(1, 4));
+}
+
+// Issue 9, item 10: the gate's move constructor is noexcept and moved a std::deque, whose move
+// allocates in libstdc++: out of memory, subscribe(..., replay) called std::terminate.
+TEST_CASE("moving a replay gate allocates nothing, so its noexcept move cannot fail",
+          "[retention][allocation]") {
+    using gate = tidings::detail::replay_gate<fragile, std::function<void(const fragile&)>>;
+    static_assert(std::is_nothrow_move_constructible_v<gate>);
+    gate original{[](const fragile&) {}, 3};
+    tidings_test::allocation_window window;
+    gate moved{std::move(original)};
+    CHECK(window.stop() == 0);
+    CHECK(moved.remaining.load(std::memory_order_relaxed) == 3);
+}
+
+TEST_CASE(
+    "subscribe with replay under an allocation failure at each step either subscribes or "
+    "throws bad_alloc, and the channel goes on",
+    "[retention][allocation]") {
+    if (!tidings_test::can_fail_allocations) return;
+    lifetime_counter counter;
+    for (const bool queued : {false, true}) {
+        bool finished = false;
+        for (int n = 1; n <= 200 && !finished; ++n) {
+            INFO((queued ? "queued" : "inline") << ", allocation " << n << " fails");
+            tidings::manual_executor loop;
+            tidings::bus bus;
+            bus.retain<fragile>(3);
+            for (int i = 1; i <= 4; ++i) bus.publish(fragile{i});
+            std::vector<int> seen;
+            seen.reserve(16);  // the handler's own pushes allocate nothing under the failure
+            // Allocates nothing itself (sound() would): only the library's allocations fail.
+            auto handler = [&seen, life = counted{counter}](const fragile& e) {
+                seen.push_back(e.alive ? e.seq : -1);
+            };
+            tidings::subscription s;
+            bool threw = false;
+            {
+                tidings_test::allocation_failure failure{n};
+                try {
+                    s = queued ? bus.subscribe(handler, tidings::replay, tidings::deliver_on(loop))
+                               : bus.subscribe(handler, tidings::replay);
+                } catch (const std::bad_alloc&) {
+                    threw = true;
+                }
+                finished = !failure.failed();
+                CHECK((threw ? failure.failed() : true));
+            }
+            loop.run_pending();
+            if (threw) {
+                CHECK(seen.empty());
+                CHECK(bus.subscriber_count<fragile>() == 0);
+            } else {
+                CHECK(seen == range(2, 4));
+            }
+            bus.publish(fragile{5});
+            loop.run_pending();
+            CHECK(seen == (threw ? std::vector<int>{} : range(2, 5)));
+            CHECK(replayed_now(bus) == range(3, 5));
+        }
+        CHECK(finished);
+    }
+    CHECK(counter.live() == 0);
+}
+
+TEST_CASE(
+    "retain under an allocation failure at each step either takes effect or throws "
+    "bad_alloc with the kept events and their count as before",
+    "[retention][allocation]") {
+    if (!tidings_test::can_fail_allocations) return;
+    for (const std::size_t target : {std::size_t{0}, std::size_t{2}, std::size_t{6}}) {
+        bool finished = false;
+        for (int n = 1; n <= 50 && !finished; ++n) {
+            INFO("retain(" << target << ") with allocation " << n << " failing");
+            tidings::bus bus;
+            bus.retain<fragile>(4);
+            for (int i = 1; i <= 5; ++i) bus.publish(fragile{i});  // kept: 2..5
+            bool threw = false;
+            {
+                tidings_test::allocation_failure failure{n};
+                try {
+                    bus.retain<fragile>(target);
+                } catch (const std::bad_alloc&) {
+                    threw = true;
+                }
+                finished = !failure.failed();
+            }
+            const std::size_t in_force = threw ? 4 : target;
+            if (threw) {
+                CHECK(replayed_now(bus) == range(2, 5));
+            } else if (target != 0) {
+                CHECK(replayed_now(bus) == range(std::max(2, 6 - static_cast<int>(target)), 5));
+            }
+            for (int i = 6; i <= 12; ++i) bus.publish(fragile{i});
+            const std::vector<int> expected =
+                in_force == 0 ? std::vector<int>{} : range(13 - static_cast<int>(in_force), 12);
+            CHECK(replayed_now(bus) == expected);
+        }
+        CHECK(finished);
+    }
+}

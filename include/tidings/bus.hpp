@@ -120,6 +120,14 @@ public:
     /// @param options any of tidings::priority, tidings::filter, tidings::once, tidings::track,
     ///   tidings::deliver_on and tidings::replay (each at most once; replay not with once).
     /// @return the subscription; destroying it disconnects the handler.
+    /// @throws std::bad_alloc, or what copying the handler throws. With tidings::replay, also
+    ///   what copying a retained event throws, what queuing a replayed event throws
+    ///   (tidings::queue_full, executor_stopped, would_deadlock), and, for an inline subscriber
+    ///   under error_policy::rethrow_first, the first exception of its filter or handler
+    ///   during the replay (after the rest of the replay ran).
+    ///   Strong guarantee: when it throws, the subscription is undone (or was never made) and
+    ///   the bus and its retained events are as before; replayed events already given to the
+    ///   handler stay given, and replayed tasks already queued are cancelled.
     /// Thread safety: see the class. Takes the bus's mutex; never waits for running handlers.
     template <class Event, class Handler, class... Options>
     [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {

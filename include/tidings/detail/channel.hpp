@@ -38,7 +38,8 @@
 namespace tidings::detail {
 
 /// What a call asks the dispatch loop to do afterwards.
-enum class after_call : unsigned char { keep, remove };
+/// `drain`: a replaying subscriber's gate holds live events to deliver now (replay_gate).
+enum class after_call : unsigned char { keep, remove, drain };
 
 /// A subscriber of `Event`, as the dispatch loop sees it. The hot fields (removed, invoke) and
 /// the handler sit in one allocation.
@@ -52,8 +53,11 @@ struct node : node_base {
     int priority = 0;
     /// Null for inline delivery; else the executor whose thread calls the handler.
     executor_core* executor = nullptr;
-    /// For a queued subscriber that asked for a replay: delivers one retained event.
+    /// For a subscriber that asked for a replay: delivers one retained event.
     invoke_fn replay = nullptr;
+    /// For a subscriber that asked for a replay: delivers its oldest held live event; false
+    /// when none is ready (see replay_gate::deliver_held).
+    bool (*drain)(node&) = nullptr;
 };
 
 /// The last N events of a channel, kept for late subscribers. Every publish of a retaining
@@ -157,6 +161,7 @@ public:
                                             retired*& nodes) noexcept = 0;
     [[nodiscard]] virtual bool is_removed(const node_base& node) const noexcept = 0;
     [[nodiscard]] virtual std::size_t size() const noexcept = 0;
+
 };
 
 /// An executor that some queued subscribers of a channel deliver on.
@@ -174,6 +179,9 @@ struct snapshot final : retired {
     std::uint32_t target_count = 0;
     std::uint64_t max_id = 0;   ///< the newest subscription in it (queued tasks carry it)
     void* retention = nullptr;  ///< the channel's retention while it keeps events, else null
+    /// Nodes unlinked while no new snapshot could be built (out of memory): still in this
+    /// snapshot, flagged removed. Reclaimed with it, when no reader can hold it any more.
+    retired* riders = nullptr;
 
     [[nodiscard]] Node** nodes() noexcept {
         return std::launder(reinterpret_cast<Node**>(this + 1));
@@ -204,8 +212,10 @@ struct snapshot final : retired {
     }
     static void destroy(retired* object) noexcept {
         auto* self = static_cast<snapshot*>(object);
+        retired* const riders = self->riders;
         self->~snapshot();
         ::operator delete(self);
+        reclaim_list(riders);
     }
 };
 
@@ -276,52 +286,81 @@ struct replay_task {
 /// delivers to this subscriber (its executor's consumer, or a publisher holding the
 /// retention's mutex); `remaining` also by the subscribing thread, for replayed events its
 /// executor refused.
+///
+/// Every replayed event is counted off before its filter and handler run, so one that throws
+/// cannot keep the gate shut. The held events are delivered one per deliver_held() call, so the
+/// channel reports each one's exception and goes on with the next (channel::drain_held).
 template <class Event, class Handler>
 struct replay_gate {
     replay_gate(Handler h, std::uint64_t expected) : handler(std::move(h)), remaining(expected) {}
+    /// Only before the node is published (no other thread sees it yet). A vector's move
+    /// neither allocates nor throws (a deque's may, and this constructor is noexcept).
     replay_gate(replay_gate&& other) noexcept(std::is_nothrow_move_constructible_v<Handler>)
         : handler(std::move(other.handler)),
           remaining(other.remaining.load(std::memory_order_relaxed)),  // before publication
-          held(std::move(other.held)) {}
+          held(std::move(other.held)),
+          held_next(other.held_next) {}
 
     Handler handler;
     std::atomic<std::uint64_t> remaining;  ///< replayed events still to come
-    std::deque<Event> held;
+    std::vector<Event> held;               ///< live events waiting, from held_next on
+    std::size_t held_next = 0;
 
-    void operator()(const Event& event) {
-        // acquire: pairs with the release decrement by the subscribing thread (refused).
+    /// A live event that passed the filter: calls the handler, or holds the event while the
+    /// replay is not over (or older held events still wait, which deliver_held() then
+    /// delivers first: returns after_call::drain).
+    after_call live(const Event& event) {
+        TIDINGS_SCHEDULE_POINT();  // the subscribing thread may be cancelling refused events
+        // acquire: pairs with the acq_rel decrement in count_off/cancel (another thread's).
         if (remaining.load(std::memory_order_acquire) != 0) {
-            held.push_back(event);
-            return;
+            held.push_back(event);  // bad_alloc: reported as this event's failure
+            return after_call::keep;
         }
-        flush();
+        if (held_next != held.size()) [[unlikely]] {
+            held.push_back(event);  // behind the older ones
+            return after_call::drain;
+        }
         std::invoke(handler, event);
+        return after_call::keep;
     }
-    void replay(const Event& event) {
-        const bool last = finish(1);  // counted first: a throwing handler must not stall us
-        std::invoke(handler, event);
-        if (last) flush();
-    }
-    void replay_skipped() {
-        if (finish(1)) flush();
-    }
+
+    /// Counts one replayed event off, before its filter and handler run.
+    void count_off() noexcept { finish(1); }
+
     /// Replayed events that will never come (refused by the executor).
     void cancel(std::uint64_t count) noexcept { finish(count); }
 
-private:
-    /// Returns true when this made `remaining` reach 0.
-    bool finish(std::uint64_t count) noexcept {
-        // acq_rel: see operator().
-        return remaining.fetch_sub(count, std::memory_order_acq_rel) == count;
-    }
-    void flush() {
-        while (!held.empty()) {
-            Event next = std::move(held.front());
-            held.pop_front();
-            std::invoke(handler, next);
+    /// Delivers the oldest held event, once the replay is over. Returns false when there is
+    /// none to deliver. If the handler (or the event's copy) throws, that event is gone and
+    /// the exception propagates; the next call goes on with the next event.
+    bool deliver_held() {
+        // acquire: see live().
+        if (held_next == held.size() || remaining.load(std::memory_order_acquire) != 0) {
+            return false;
         }
+        const std::size_t index = held_next++;
+        // Out of the vector first: the handler may publish again and so grow `held`.
+        Event next = std::move_if_noexcept(held[index]);
+        if (held_next == held.size()) {
+            held.clear();
+            held_next = 0;
+        }
+        std::invoke(handler, next);
+        return true;
+    }
+
+private:
+    void finish(std::uint64_t count) noexcept {
+        // acq_rel: release for the thread that delivers the live events (its acquire loads in
+        // live()/deliver_held()); acquire for the other counters' decrements.
+        remaining.fetch_sub(count, std::memory_order_acq_rel);
     }
 };
+
+template <class Handler>
+struct is_replay_gate : std::false_type {};
+template <class Event, class Handler>
+struct is_replay_gate<replay_gate<Event, Handler>> : std::true_type {};
 
 /// True when a delivery of `Event` fits in a queue slot.
 template <class Event, class Threading>
@@ -349,6 +388,7 @@ public:
                            "a channel destroyed with subscribers still linked");
             snapshot_type::destroy(last);
         }
+        reclaim_list(pending_);  // none: shutdown's unlink_matching_locked took them
     }
 
     /// Calls every inline subscriber, in priority then subscription order, in this thread,
@@ -526,8 +566,16 @@ public:
         // release: a dispatch that sees removed=true skips the node; the new snapshot below
         // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
+        TIDINGS_SCHEDULE_POINT();  // a dispatch between the flag and the new snapshot
         if (!erase(&removed)) return nullptr;  // already unlinked
-        return rebuild_or_keep();
+        snapshot_type* next = nullptr;
+        try {
+            next = build();
+        } catch (...) {
+            keep_pending(&removed);
+            return nullptr;
+        }
+        return replace(next);
     }
 
     retired* unlink_matching_locked(const executor_core* executor, bool all,
@@ -554,9 +602,13 @@ public:
         try {
             next = build();
         } catch (...) {
-            // Out of memory: the nodes stay in the current snapshot, flagged removed (so never
-            // called), and are leaked rather than freed under a reader.
-            return nullptr;
+            if (!all) {
+                keep_pending(unlinked);
+                return nullptr;
+            }
+            // Every node goes (the bus shuts down): no snapshot at all needs no memory. The
+            // channel then stops keeping copies too, which no one could replay any more.
+            next = nullptr;
         }
         while (unlinked != nullptr) {
             retired* following = unlinked->next_retired;
@@ -637,20 +689,29 @@ private:
         return next;
     }
 
-    /// After a removal: swap in a rebuilt snapshot. If the allocation fails, the removed node
-    /// stays in the current snapshot, flagged removed (so skipped), and is not retired (the
-    /// caller sees null): it is leaked rather than freed under a reader.
-    retired* rebuild_or_keep() noexcept {
-        try {
-            return replace(build());
-        } catch (...) {
-            return nullptr;
+    /// A removal whose new snapshot could not be built (out of memory): the removed nodes (a
+    /// list through next_retired) stay in the current snapshot, flagged removed, so never
+    /// called, and cannot be retired yet, since readers may reach them through it. They wait
+    /// in pending_ and ride with that snapshot when the next change of this channel replaces
+    /// it (replace()); shutdown always replaces it (unlink_matching_locked needs no memory
+    /// when every node goes). The caller sees null: nothing to retire now.
+    void keep_pending(retired* nodes) noexcept {
+        while (nodes != nullptr) {
+            retired* following = nodes->next_retired;
+            nodes->next_retired = pending_;
+            pending_ = nodes;
+            nodes = following;
         }
     }
 
-    /// Publishes `next` and returns the snapshot it replaces.
+    /// Publishes `next` and returns the snapshot it replaces, which takes the pending nodes
+    /// with it (they are in it, and in no newer one).
     retired* replace(snapshot_type* next) noexcept {
         snapshot_type* old = subscribers_.load(std::memory_order_relaxed);
+        if (old != nullptr && pending_ != nullptr) {
+            TIDINGS_ASSERT(old->riders == nullptr, "a snapshot takes the pending nodes once");
+            old->riders = std::exchange(pending_, nullptr);
+        }
         // seq_cst: release for dispatches (the snapshot is complete before they see it), and
         // the writer's half of the store-load race with readers entering a dispatch
         // (detail/epoch.hpp).
@@ -710,6 +771,9 @@ private:
 
     /// Delivers one replayed event through the subscriber's replay path. `first_error` is
     /// null on an executor's thread, where there is no caller to rethrow to.
+    /// The replayed event counts off the subscriber's replay gate before anything else runs,
+    /// so whatever throws, the gate opens after the last one, and the live events it held
+    /// are delivered right after it (also when the last replayed event threw).
     void replay_one(node_type& subscriber, const Event& event,
                     std::optional<std::exception_ptr>* first_error) noexcept {
         try {
@@ -720,21 +784,45 @@ private:
             host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
                                first_error);
         }
+        drain_held(subscriber, first_error);
+    }
+
+    /// Delivers the live events a replaying subscriber's gate holds, oldest first, one call
+    /// each: each exception is reported and the next event still delivered. Stops once the
+    /// subscriber is removed (its handler may unsubscribe itself).
+    [[gnu::noinline]] void drain_held(node_type& subscriber,
+                                      std::optional<std::exception_ptr>* first_error) noexcept {
+        for (;;) {
+            // acquire: pairs with the release store in unlink_locked.
+            if (subscriber.removed.load(std::memory_order_acquire)) return;
+            try {
+                if (!subscriber.drain(subscriber)) return;
+            } catch (...) {
+                host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
+                                   first_error);
+            }
+        }
     }
 
     /// Calls one subscriber, routing its exception and any self-removal it asks for.
     TIDINGS_ALWAYS_INLINE void call(node_type& subscriber, const Event& event,
                                     std::optional<std::exception_ptr>* first_error) noexcept {
+        after_call next = after_call::keep;
         try {
-            if (subscriber.invoke(subscriber, event) == after_call::remove) [[unlikely]] {
-                host_.remove_in_dispatch(subscriber);
-            }
+            next = subscriber.invoke(subscriber, event);
         } catch (...) {
             if (subscriber.removed.load(std::memory_order_acquire)) {
                 host_.remove_in_dispatch(subscriber);  // a `once` handler threw
             }
             host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
                                first_error);
+        }
+        if (next != after_call::keep) [[unlikely]] {
+            if (next == after_call::remove) {
+                host_.remove_in_dispatch(subscriber);
+            } else {
+                drain_held(subscriber, first_error);
+            }
         }
     }
 
@@ -807,6 +895,7 @@ private:
     std::uint64_t max_id_ = 0;
     std::unique_ptr<retention<Event, Threading>> retention_;  // created under the bus's mutex,
                                                               // kept until the channel dies
+    retired* pending_ = nullptr;  // by the bus's mutex: see keep_pending()
 };
 
 /// A subscriber node holding its handler and options. The handler is destroyed when the node
@@ -821,13 +910,17 @@ struct node_impl final : node<Event, Threading> {
         [[no_unique_address]] Tracked tracked;
     };
 
+    /// True for a subscriber that asked for a replay: its handler is a replay_gate.
+    static constexpr bool gated = is_replay_gate<Handler>::value;
+
     template <class H, class F, class T>
     node_impl(H&& handler, F&& filter, T&& tracked)
         : payload_(std::in_place, payload{std::forward<H>(handler), std::forward<F>(filter),
                                           std::forward<T>(tracked)}) {
         this->invoke = &call;
-        if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
+        if constexpr (gated) {
             this->replay = &call_replay;
+            this->drain = &drain_one;
         }
         if constexpr (!std::is_same_v<Tracked, no_option>) {
             this->owner_gone = &tracked_owner_gone;
@@ -836,43 +929,47 @@ struct node_impl final : node<Event, Threading> {
         this->deallocate = &deallocate_node;
     }
 
-    /// A replayed event: the same checks as a live one (the tracked object first, as in
-    /// call()), then the handler's replay path.
+    /// A replayed event: counted off first (a throwing filter or handler must not keep the
+    /// gate shut), then the same checks as a live event (the tracked object first, as in
+    /// call()), then the handler. The held live events follow (channel::replay_one drains).
     static after_call call_replay(base_type& base, const Event& event) {
-        if constexpr (requires(Handler & h, const Event& e) { h.replay(e); }) {
+        if constexpr (gated) {
             auto& self = static_cast<node_impl&>(base);
             payload& p = *self.payload_;
+            p.handler.count_off();
             if constexpr (!std::is_same_v<Tracked, no_option>) {
                 // Held while the filter and the handler run, as for a live event.
                 const auto alive = p.tracked.object.lock();
-                if (alive == nullptr) {
-                    bool expected = false;
-                    // acq_rel: exactly one caller schedules the removal (see call()).
-                    return self.removed.compare_exchange_strong(expected, true,
-                                                                std::memory_order_acq_rel)
-                               ? after_call::remove
-                               : after_call::keep;
-                }
-                return replay_filtered(p, event);
+                if (alive == nullptr) return owner_died(self);
+                if (!passes_filter(self, p, event)) return after_call::keep;
+                std::invoke(p.handler.handler, event);
             } else {
-                return replay_filtered(p, event);
+                if (!passes_filter(self, p, event)) return after_call::keep;
+                std::invoke(p.handler.handler, event);
             }
         } else {
             (void)base;
             (void)event;
-            return after_call::keep;
         }
+        return after_call::keep;
     }
 
-    static after_call replay_filtered(payload& p, const Event& event) {
-        if constexpr (!std::is_same_v<Filter, no_option>) {
-            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) {
-                p.handler.replay_skipped();
-                return after_call::keep;
+    /// Delivers the gate's oldest held live event (see replay_gate::deliver_held).
+    static bool drain_one(base_type& base) {
+        if constexpr (gated) {
+            auto& self = static_cast<node_impl&>(base);
+            payload& p = *self.payload_;
+            if constexpr (!std::is_same_v<Tracked, no_option>) {
+                const auto alive = p.tracked.object.lock();
+                if (alive == nullptr) return false;  // the next event unlinks it
+                return p.handler.deliver_held();
+            } else {
+                return p.handler.deliver_held();
             }
+        } else {
+            (void)base;
+            return false;
         }
-        p.handler.replay(event);
-        return after_call::keep;
     }
 
     static after_call call(base_type& base, const Event& event) {
@@ -882,25 +979,45 @@ struct node_impl final : node<Event, Threading> {
             // Locked first: neither the filter nor the handler may run on a dead object, and
             // the object stays alive while they run.
             const auto alive = p.tracked.object.lock();
-            if (alive == nullptr) {
-                bool expected = false;
-                // acq_rel: exactly one caller schedules the removal.
-                return self.removed.compare_exchange_strong(expected, true,
-                                                            std::memory_order_acq_rel)
-                           ? after_call::remove
-                           : after_call::keep;
-            }
-            return filter_then_call(self, p, event);
+            if (alive == nullptr) return owner_died(self);
+            if (!passes_filter(self, p, event)) return after_call::keep;
+            return call_handler(self, p, event);
         } else {
-            return filter_then_call(self, p, event);
+            if (!passes_filter(self, p, event)) return after_call::keep;
+            return call_handler(self, p, event);
         }
     }
 
-    static after_call filter_then_call(node_impl& self, payload& p, const Event& event) {
+    /// The tracked object is gone: exactly one caller schedules the removal.
+    static after_call owner_died(node_impl& self) noexcept {
+        bool expected = false;
+        // acq_rel: exactly one caller wins; pairs with the other callers' compare-exchange
+        // and with the acquire loads of `removed` in the dispatch loops.
+        return self.removed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)
+                   ? after_call::remove
+                   : after_call::keep;
+    }
+
+    /// Runs the filter, if any. A filter may unsubscribe its own subscription (from this
+    /// thread, or another thread may while it runs): `removed` is read again after it, so the
+    /// handler is not called once unsubscribe() has taken effect. (A `once` node's
+    /// compare-exchange in call_handler makes the same check.)
+    static bool passes_filter(node_impl& self, payload& p, const Event& event) {
         if constexpr (!std::is_same_v<Filter, no_option>) {
-            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) return after_call::keep;
+            if (!static_cast<bool>(std::invoke(p.filter.predicate, event))) return false;
+            TIDINGS_SCHEDULE_POINT();
+            if constexpr (!Once) {
+                // acquire: pairs with the release store of `removed` in unlink_locked (or the
+                // compare-exchange of a dead tracked object's removal).
+                if (self.removed.load(std::memory_order_acquire)) return false;
+            }
+            return true;
+        } else {
+            (void)self;
+            (void)p;
+            (void)event;
+            return true;
         }
-        return call_handler(self, p, event);
     }
 
     static after_call call_handler(node_impl& self, payload& p, const Event& event) {
@@ -912,6 +1029,9 @@ struct node_impl final : node<Event, Threading> {
             }
             std::invoke(p.handler, event);
             return after_call::remove;
+        } else if constexpr (gated) {
+            (void)self;
+            return p.handler.live(event);
         } else {
             (void)self;
             std::invoke(p.handler, event);
