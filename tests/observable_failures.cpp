@@ -507,3 +507,32 @@ TEST_CASE(
     CHECK(r.queued == std::vector<int>{0, 2});  // 1 missed, the rest in order
     CHECK(r.errors == 0);                       // reported to the setter, not twice
 }
+
+TEST_CASE(
+    "a queued observer that destroys its observable and then throws: the exception still "
+    "reaches the observable's error handler",
+    "[observable][failures][executor]") {
+    tidings::manual_executor screen;
+    auto value = std::make_unique<tidings::observable<int>>(0);
+    std::vector<std::string> reported;
+    value->set_error_handler([&](const tidings::handler_error& e) {
+        try {
+            std::rethrow_exception(e.exception);
+        } catch (const std::exception& x) {
+            reported.emplace_back(x.what());
+        }
+    });
+    auto o = value->observe(
+        [&](int v) {
+            if (v != 1) return;
+            value.reset();  // the window closes, from its own observer
+            throw std::runtime_error("closed");
+        },
+        tidings::deliver_on(screen));
+    value->set(1);
+    screen.run_pending();
+    CHECK(value == nullptr);
+    CHECK(reported == std::vector<std::string>{"closed"});
+    CHECK_FALSE(o.connected());
+    o.unsubscribe();
+}

@@ -107,6 +107,42 @@ struct inbox {
     std::list<T> values;
 };
 
+/// Where an observable's unreported exceptions go: the user's error handler, or stderr. Shared
+/// with the buses of the queued observers, whose tasks may run (and report) after the
+/// observable is gone: destroyed from inside one of its queued observers, for one.
+class error_sink {
+public:
+    using function = std::function<void(const handler_error&)>;
+
+    /// Strong guarantee: if allocating throws, the previous handler stays.
+    void replace(function handler) {
+        auto replacement = std::make_shared<const function>(std::move(handler));
+        {
+            std::lock_guard lock{mutex_};
+            handler_.swap(replacement);
+        }
+        // The old handler is destroyed here, outside the lock.
+    }
+
+    void report(const handler_error& error) noexcept {
+        std::shared_ptr<const function> handler;
+        {
+            std::lock_guard lock{mutex_};
+            handler = handler_;
+        }
+        // A handler that throws terminates (this function is noexcept), as on a bus.
+        if (handler != nullptr && *handler) {
+            (*handler)(error);
+        } else {
+            default_error_handler(error);
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::shared_ptr<const function> handler_;  // guarded by mutex_
+};
+
 }  // namespace detail
 
 /// @brief A value that notifies its observers when it changes.
@@ -147,7 +183,6 @@ class observable {
     // accepted change cannot fail.
     static constexpr bool held_in_place = std::is_nothrow_move_assignable_v<T>;
     using storage_type = std::conditional_t<held_in_place, T, std::unique_ptr<T>>;
-    using error_function = std::function<void(const handler_error&)>;
 
 public:
     using value_type = T;
@@ -389,12 +424,7 @@ public:
     /// @throws std::bad_alloc (strong guarantee: the previous handler stays).
     /// Thread safety: any thread; a report already under way may still use the old one.
     void set_error_handler(std::function<void(const handler_error&)> handler) {
-        auto replacement = std::make_shared<const error_function>(std::move(handler));
-        {
-            std::lock_guard lock{state_mutex_};
-            error_handler_.swap(replacement);
-        }
-        // The old handler is destroyed here, outside the lock.
+        errors_->replace(std::move(handler));
     }
 
 private:
@@ -495,8 +525,10 @@ private:
             if (entry.first == key) return *entry.second;
         }
         auto added = std::make_unique<bus>();
-        // Runs in the executor's thread, after a queued observer threw.
-        added->set_error_handler([this](const handler_error& error) { report(error); });
+        // Runs in the executor's thread, after a queued observer threw, possibly once the
+        // observable is gone: it holds the sink, not the observable.
+        added->set_error_handler(
+            [sink = errors_](const handler_error& error) { sink->report(error); });
         drain_buses_.emplace_back(key, std::move(added));
         return *drain_buses_.back().second;
     }
@@ -553,22 +585,7 @@ private:
             delivery_error_ = std::move(error);
             return;
         }
-        report(handler_error{std::move(error), event_type, subscription_id});
-    }
-
-    /// Hands an exception to the error handler, or prints it.
-    void report(const handler_error& error) noexcept {
-        std::shared_ptr<const error_function> handler;
-        {
-            std::lock_guard lock{state_mutex_};
-            handler = error_handler_;
-        }
-        // A handler that throws terminates (this function is noexcept), as on a bus.
-        if (handler != nullptr && *handler) {
-            (*handler)(error);
-        } else {
-            detail::default_error_handler(error);
-        }
+        errors_->report(handler_error{std::move(error), event_type, subscription_id});
     }
 
     mutable std::mutex state_mutex_;
@@ -584,8 +601,8 @@ private:
     std::exception_ptr delivery_error_;
     std::uint64_t joining_observer_ = 0;
     std::uint64_t joining_feed_ = 0;
-    // Guarded by state_mutex_. Declared before the buses whose error handlers read it.
-    std::shared_ptr<const error_function> error_handler_;
+    // The error handler; never null. Declared before the buses whose error handlers use it.
+    std::shared_ptr<detail::error_sink> errors_ = std::make_shared<detail::error_sink>();
     // Queued observers' drain requests, one bus per executor; guarded by state_mutex_ (the
     // buses themselves are thread-safe and live as long as the observable). Declared before
     // bus_, so that the feeds that publish to them are gone first.
