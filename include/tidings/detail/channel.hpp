@@ -644,7 +644,7 @@ private:
         const auto found = std::find(nodes_.rbegin(), nodes_.rend(), target);
         if (found == nodes_.rend()) return false;
         const auto index = nodes_.rend() - found - 1;
-        if (meta_[index].executor != nullptr) --queued_count_;
+        if (meta_[static_cast<std::size_t>(index)].executor != nullptr) --queued_count_;
         nodes_.erase(nodes_.begin() + index);
         meta_.erase(meta_.begin() + index);
         return true;
