@@ -410,6 +410,9 @@ public:
         // relaxed: compared by the same thread that stored it (other threads only need to
         // see that it is not theirs, and no other thread ever has this token).
         consumer_token_.store(this_thread_token(), std::memory_order_relaxed);
+        // For a waiting writer on this thread (wait_for_readers): producers blocked on our
+        // lanes name this token.
+        this_thread_consumer_token = this_thread_token();
     }
 
     /// @brief Marks the calling thread as running a manual executor's tasks until end_run().
@@ -464,7 +467,10 @@ public:
             current->space.fetch_add(1, std::memory_order_release);
             current->space.notify_all();
         }
-        wait_for_readers(registry.epoch.fetch_add(1, std::memory_order_seq_cst));
+        // Every dispatch, whatever it reads: a push runs inside a section of the publishing
+        // channel, not of this executor. A producer blocked on a lane that this thread
+        // consumes is canceled rather than waited for (would_deadlock, detail/epoch.hpp).
+        wait_for_readers(registry.epoch.fetch_add(1, std::memory_order_seq_cst), read_scope{});
     }
 
     [[nodiscard]] bool accepting() const noexcept {
@@ -682,8 +688,9 @@ private:
         // and tries again on its next call (this function cannot throw).
         if (!try_register_this_thread()) return 0;
         // One read section for the batch: the deliveries of thread-safe buses nest in it
-        // for the price of a counter increment each.
-        epoch_read_section section;
+        // for the price of a counter increment each. It reads nothing itself, so no writer
+        // waits for it; each delivery's own section names its channel.
+        epoch_read_section section{reads_nothing};
         // Before each task: a discarding stop lets only the task already running finish.
         while (ran < limit && current.ring.head() < end && !halted()) {
             task_slot* slot = current.ring.try_front();
@@ -828,6 +835,25 @@ private:
         throw executor_stopped("tidings: publish to an executor that has stopped");
     }
 
+    /// A producer's wait for space, visible in its reader record (enter_blocked) for as long
+    /// as this object lives. Its destructor ends the wait; it does not throw: the caller
+    /// checks canceled() in its loop and throws there.
+    class blocked_wait {
+    public:
+        blocked_wait(std::uint64_t consumer, std::atomic<std::uint32_t>& wake) noexcept
+            : record_(enter_blocked(consumer, &wake)) {}
+        ~blocked_wait() { (void)leave_blocked(record_); }
+        blocked_wait(const blocked_wait&) = delete;
+        blocked_wait& operator=(const blocked_wait&) = delete;
+        [[nodiscard]] bool canceled() const noexcept { return block_canceled(record_); }
+        void consumer(std::uint64_t token) const noexcept {
+            update_blocked_consumer(record_, token);
+        }
+
+    private:
+        reader_record* record_;
+    };
+
     /// The lane is full: apply the overflow policy.
     task_slot* claim_when_full(lane& own) {
         switch (options_.on_full) {
@@ -845,6 +871,10 @@ private:
                 "thread drains would wait forever");
         }
         const auto since = std::chrono::steady_clock::now();
+        // While we wait, our reader record says so: a thread that waits for our dispatch to
+        // end (an unsubscribe, a bus's destruction, another executor's stop) and that is this
+        // lane's consumer would otherwise wait for ever; it cancels our wait instead.
+        const blocked_wait blocked{consumer_token_.load(std::memory_order_relaxed), own.space};
         for (;;) {
             if (task_slot* slot = own.ring.try_claim()) return slot;
             // relaxed: stop_accepting wakes us after storing false; see push().
@@ -852,6 +882,14 @@ private:
                 refuse_stopped();
                 return nullptr;
             }
+            if (blocked.canceled()) {
+                throw would_deadlock(
+                    "tidings: a publish waiting (overflow::block) for space in a full queue was "
+                    "canceled: the queue's consumer thread was waiting for this publish to end "
+                    "(an unsubscribe, a bus's destruction or an executor's stop made there)");
+            }
+            // relaxed: a manual_executor may be handed to another thread meanwhile.
+            blocked.consumer(consumer_token_.load(std::memory_order_relaxed));
             switch (phase(since)) {
                 case wait_phase::spin:
                     for (int i = 0; i < 16; ++i) cpu_relax();
@@ -863,8 +901,11 @@ private:
                     const std::uint32_t seen = own.space.load(std::memory_order_acquire);
                     own.producer_waiting.store(true, std::memory_order_relaxed);
                     heavy_barrier();  // pairs with light_barrier in notify_space
+                    TIDINGS_SCHEDULE_POINT();
+                    // After reading `seen`: a cancel that incremented `space` before that read
+                    // is visible here (see cancel_blocked); one after it ends the wait.
                     if (own.ring.full_for_producer() &&
-                        accepting_.load(std::memory_order_relaxed)) {
+                        accepting_.load(std::memory_order_relaxed) && !blocked.canceled()) {
                         own.space.wait(seen, std::memory_order_acquire);
                     }
                     own.producer_waiting.store(false, std::memory_order_relaxed);

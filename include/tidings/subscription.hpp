@@ -44,9 +44,13 @@ public:
 /// @brief A connected handler. Move-only; destroying it disconnects the handler.
 ///
 /// Guarantees: when unsubscribe() (or the destructor) returns, the handler is not running in
-/// any other thread and is never called again. To give that, it waits for every dispatch in
-/// the process that began before it (on any tidings::bus): do not unsubscribe while holding a
-/// lock that a running handler waits for. Called inside a dispatch (from a handler, including
+/// any other thread and is never called again. To give that, it waits for every dispatch of
+/// the handler's channel (its event type on its bus, or its command) that began before it, in
+/// any thread, queued deliveries of that type on executors included; never for handlers of
+/// another event type or another bus: do not unsubscribe while holding a lock that a running
+/// handler of that channel waits for. A loop thread whose own full queue blocks such a
+/// dispatch (overflow::block) cancels that publish, which throws tidings::would_deadlock.
+/// Called inside a dispatch (from a handler, including
 /// the handler itself), it returns at once without waiting (waiting there could deadlock two
 /// handlers that unsubscribe each other): the handler is not called again by this thread, nor
 /// by any dispatch that begins afterwards, but a dispatch already running in another thread

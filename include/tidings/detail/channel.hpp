@@ -162,6 +162,9 @@ public:
     [[nodiscard]] virtual bool is_removed(const node_base& node) const noexcept = 0;
     [[nodiscard]] virtual std::size_t size() const noexcept = 0;
 
+    /// What this channel's read sections and retired objects name as their scope
+    /// (detail/epoch.hpp): an unsubscribe waits only for the dispatches of its channel.
+    [[nodiscard]] const void* scope_id() const noexcept { return this; }
 };
 
 /// An executor that some queued subscribers of a channel deliver on.
@@ -415,7 +418,7 @@ public:
     std::size_t deliver_queued(const Event& event, std::uint64_t max_id, std::uint32_t recipients,
                                executor_core& executor) noexcept {
         std::uint32_t reached = 0;
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, this->scope_id()};
         // seq_cst: see dispatch().
         const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
         if (current != nullptr) {
@@ -435,7 +438,7 @@ public:
     /// Returns 1 if that subscriber is gone (the delivery is cancelled), else 0.
     std::size_t deliver_replay(const Event& event, std::uint64_t node_id,
                                executor_core& executor) noexcept {
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, this->scope_id()};
         // seq_cst: see dispatch().
         const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
         if (current == nullptr) return 1;
@@ -499,7 +502,7 @@ public:
     /// subscribe to rethrow after undoing the subscription); the others are reported.
     void replay_inline(node_type& subscriber, const std::vector<Event>& events,
                        std::optional<std::exception_ptr>& first_error) {
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, this->scope_id()};
         for (const Event& event : events) {
             // acquire: pairs with the release store in unlink_locked (it unsubscribed).
             if (subscriber.removed.load(std::memory_order_acquire)) return;
@@ -511,7 +514,8 @@ public:
     /// counting in `accepted` those the executor took (also when a push throws).
     void replay_queued(std::uint64_t node_id, executor_core& executor,
                        const std::vector<Event>& events, std::uint64_t& accepted) {
-        typename domain_type::read_section section{domain_};  // stop() waits for pushes in one
+        // stop() waits for pushes in one
+        typename domain_type::read_section section{domain_, this->scope_id()};
         for (const Event& event : events) {
             const bool queued = executor.push([&](task_slot& slot) -> bool {
                 constexpr bool in_slot =
@@ -722,7 +726,7 @@ private:
     template <class Arg>
     TIDINGS_ALWAYS_INLINE publish_result dispatch(Arg&& event, const snapshot_type* current,
                                                   std::optional<std::exception_ptr>& first_error) {
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, this->scope_id()};
         if constexpr (Threading::is_thread_safe) {
             // The snapshot must be loaded after entering the read section, or a writer could
             // free it between the two. seq_cst: pairs with replace() (release suffices for the

@@ -8,11 +8,23 @@
 /// - One process-wide registry of reader records, one record per thread that has published.
 ///   A record's `state` is 0 while its thread is outside every dispatch ("quiescent"), or the
 ///   global epoch the thread read when it entered its outermost dispatch. Only the owning
-///   thread writes `state` and `nesting`; writers only read `state`.
+///   thread writes `state`, `nesting` and `scopes`; writers only read them.
 /// - A writer unlinks an object (a new snapshot is stored), then retires it with the tag
 ///   `t = epoch++`. A reader that entered with an epoch greater than `t` loaded the epoch after
 ///   the increment, so it cannot see the unlinked object. So a retired object is free to
 ///   reclaim once every reader record is quiescent or holds an epoch greater than `t`.
+/// - Scopes: each record also says what its dispatches read, one (bus, channel) pair per
+///   nesting level (`scopes`, the first scope_depth levels; deeper ones count as "anything"),
+///   stored before the snapshot load under the same barrier as `state`. A writer that retired
+///   objects of one channel waits only for readers whose state is at most its tag AND that
+///   hold that channel (or its bus, for a bus-wide removal) at some level: an unsubscribe
+///   never waits for a dispatch of another bus or another event type. A level's scope stays
+///   valid until the level is left; a writer reads only the levels below `nesting`.
+/// - Blocked producers: a reader that waits inside its dispatch for space in a full executor
+///   lane (overflow::block) says so in its record, with the executor's consumer thread. A
+///   writer waiting for that reader from the consumer thread itself would wait for ever (the
+///   producer waits for the consumer, which waits for the producer): it cancels the producer's
+///   wait instead, and the producer's publish throws tidings::would_deadlock.
 /// - The store-then-load race (a reader publishes its state, then loads the snapshot; a writer
 ///   stores the snapshot, then reads states) needs a full barrier on both sides. To keep it off
 ///   the publish path, the writer issues a process-wide barrier with Linux `membarrier`
@@ -23,7 +35,7 @@
 ///   another thread's handler that waits for it); its retired objects are reclaimed later.
 ///
 /// Not thread-safe: `epoch_domain`'s retire list is guarded by the bus's writer mutex, which
-/// every caller of `retire` and `take_reclaimable` holds.
+/// every caller of `retire` and `take_reclaimable`/`take_waited` holds.
 
 #include <tidings/config.hpp>
 
@@ -47,6 +59,8 @@ struct retired {
     retired* next_retired = nullptr;
     std::uint64_t retire_epoch = 0;
     void (*reclaim)(retired*) noexcept = nullptr;
+    /// The channel whose readers may hold it (set by retire()); see take_waited().
+    const void* retire_scope = nullptr;
 };
 
 /// Destroys every object of a list built by take_reclaimable().
@@ -58,21 +72,54 @@ inline void reclaim_list(retired* list) noexcept {
     }
 }
 
-/// One thread's read-side state. Padded so that a thread's writes to its own record never
-/// share a cache line with another thread's.
+/// What a read section may read: the bus (its domain) and the channel of one dispatch.
+/// A null `bus` means "anything" (a writer must assume it reads everything).
+struct read_scope {
+    const void* bus = nullptr;
+    const void* channel = nullptr;
+};
+
+/// How many nesting levels a record describes; a reader deeper than this counts as reading
+/// anything (a handler that publishes from a queued delivery is at level 3).
+inline constexpr std::uint32_t scope_depth = 3;
+
+/// A blocked producer's state (reader_record::blocked).
+enum class block_state : std::uint32_t {
+    none = 0,       ///< not waiting for space
+    blocked = 1,    ///< waiting for space in a lane whose consumer is `blocked_consumer`
+    canceling = 2,  ///< a writer on the consumer thread is canceling the wait
+    canceled = 3,   ///< canceled: the producer must give up with would_deadlock
+};
+
+/// One thread's read-side state. The first cache line holds what the owner writes on every
+/// dispatch and what writers scan; the second, what changes rarely. Aligned so that a
+/// thread's writes to its own record never share a cache line with another thread's.
 struct alignas(cache_line_size) reader_record {
-    std::atomic<std::uint64_t> state{0};  ///< 0 = quiescent, else the epoch at entry
-    std::atomic<bool> in_use{false};      ///< owned by a live thread
+    // ---- written by the owner at every dispatch, read by writers ----------------------------
+    std::atomic<std::uint64_t> state{0};    ///< 0 = quiescent, else the epoch at entry
+    std::atomic<std::uint32_t> nesting{0};  ///< dispatch depth (owner stores, release)
     /// Owner-only: leaving the outermost section has work to do (thread exit, see
     /// reader_record_owner): checked there, so the common exit tests one byte of this line.
     bool exit_pending = false;
     /// Owner-only: the record was claimed after the thread's record owner was destroyed (a
     /// publish from a thread_local destructor); it is given back when the section ends.
     bool temporary = false;
-    std::uint32_t nesting = 0;      ///< dispatch depth; touched only by the owner thread
+    /// The scope of each of the first scope_depth levels; level i is valid while nesting > i.
+    std::atomic<const void*> scope_bus[scope_depth]{};
+    std::atomic<const void*> scope_channel[scope_depth]{};
+
+    // ---- rare ----------------------------------------------------------------------------------
+    alignas(cache_line_size) std::atomic<bool> in_use{false};  ///< owned by a live thread
+    /// A producer blocked on a full lane (see block_state), the consumer it waits for, and the
+    /// futex word it may sleep on (the lane's `space`), for a writer that cancels the wait.
+    std::atomic<block_state> blocked{block_state::none};
+    std::atomic<std::uint64_t> blocked_consumer{0};
+    std::atomic<std::atomic<std::uint32_t>*> blocked_wake{nullptr};
     reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
-static_assert(sizeof(reader_record) == cache_line_size, "one reader record per cache line");
+static_assert(offsetof(reader_record, in_use) == cache_line_size,
+              "the per-dispatch fields fill exactly the first cache line");
+static_assert(sizeof(reader_record) == 2 * cache_line_size, "two cache lines per record");
 
 enum class barrier_kind : int { unknown = 0, membarrier = 1, sequentially_consistent = 2 };
 
@@ -87,8 +134,17 @@ struct epoch_registry {
 
 inline constinit epoch_registry registry{};
 
+/// The scope of a section that reads no snapshot itself (the executors' batch section, in
+/// which each delivery opens a scoped section of its own): no writer waits for it.
+inline constexpr read_scope reads_nothing{&registry, &registry};
+
 /// This thread's record, or null before its first dispatch.
 inline constinit thread_local reader_record* this_thread_record = nullptr;
+
+/// The calling thread's identity as an executor's consumer (the executor's never-reused
+/// thread token, set when the thread becomes one), or 0. A waiting writer compares it with
+/// the consumer a blocked producer waits for.
+inline constinit thread_local std::uint64_t this_thread_consumer_token = 0;
 
 /// True once this thread's reader_record_owner has been destroyed: the thread is exiting, and
 /// thread_local destructors that run after it (objects constructed before the thread's first
@@ -123,7 +179,7 @@ struct reader_record_owner {
     ~reader_record_owner() {
         this_thread_exiting = true;
         if (record == nullptr) return;
-        if (record->nesting != 0) {
+        if (record->nesting.load(std::memory_order_relaxed) != 0) {
             // The thread exits from inside a dispatch (std::exit from a handler): the section
             // still running gives the record back if it ever ends.
             record->temporary = true;
@@ -216,7 +272,7 @@ inline barrier_kind choose_barrier() noexcept {
 /// was destroyed. A second request before the first ran replaces it.
 inline void request_exit_cleanup(exit_cleanup_fn cleanup) noexcept {
     reader_record* record = this_thread_record;
-    if (record == nullptr || record->nesting == 0) {
+    if (record == nullptr || record->nesting.load(std::memory_order_relaxed) == 0) {
         cleanup();  // not in a section: nothing can use the resource after the caller
         return;
     }
@@ -225,26 +281,67 @@ inline void request_exit_cleanup(exit_cleanup_fn cleanup) noexcept {
 }
 
 /// @brief RAII read-side critical section: while one is alive on a thread, nothing that thread
-/// could have loaded from a snapshot is freed. Nestable; costs no shared write.
+/// could have loaded from a snapshot of its scope is freed. Nestable; costs no shared write.
 ///
 /// The calling thread's first section allocates its reader record (unless a finished thread
 /// left one to reuse): @throws std::bad_alloc then, before anything was read (strong).
 class epoch_read_section {
 public:
-    epoch_read_section() {
+    /// A section that may read anything (writers of every bus wait for it).
+    epoch_read_section() : epoch_read_section(read_scope{}) {}
+
+    /// A section that reads only `scope`: the snapshots of one channel of one bus, or nothing
+    /// at all (a scope whose bus no writer waits for, like the executors' batch section).
+    explicit epoch_read_section(read_scope scope) {
         reader_record* record = this_thread_record;
         if (record == nullptr) [[unlikely]] {
             record = register_this_thread();
         }
         record_ = record;
-        if (record->nesting++ != 0) return;
+        // Only this thread writes `nesting` and the scopes. release: a writer that reads one
+        // of these stores (in reader_holds) also sees that everything this thread read at a
+        // level it has left is done. They must also precede the snapshot load that follows
+        // for a writer that reads them (store-load, as for `state`): the writer's membarrier
+        // orders them, or, without it, a seq_cst exchange after them (of `state` for the
+        // first level, of `nesting` for the others) against the writer's seq_cst loads, which
+        // read `state`, then `nesting`, then the scopes.
+        const std::uint32_t level = record->nesting.load(std::memory_order_relaxed);
+        const bool membarrier =
+            registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier;
+        if (membarrier) [[likely]] {
+            record->nesting.store(level + 1, std::memory_order_release);
+            if (level < scope_depth) [[likely]] {
+                record->scope_bus[level].store(scope.bus, std::memory_order_release);
+                record->scope_channel[level].store(scope.channel, std::memory_order_release);
+            }
+            std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler's order
+        } else {
+            if (level < scope_depth) {
+                record->scope_bus[level].store(scope.bus, std::memory_order_release);
+                record->scope_channel[level].store(scope.channel, std::memory_order_release);
+            }
+            if (level != 0) {
+                // seq_cst exchange: our full barrier, and a writer that reads this depth (or
+                // a later one) also sees the scopes stored before it.
+                record->nesting.exchange(level + 1, std::memory_order_seq_cst);
+            } else {
+                // The seq_cst exchange of `state` below is the barrier for the first level.
+                record->nesting.store(level + 1, std::memory_order_release);
+            }
+        }
+        if (level != 0) {
+            // Nested: the state already holds our outermost epoch.
+            TIDINGS_SCHEDULE_POINT();
+            return;
+        }
         // acquire: if we read an epoch past a writer's increment, we also see the snapshot it
         // stored before the increment (pairs with the seq_cst fetch_add in retire()).
         const std::uint64_t epoch = registry.epoch.load(std::memory_order_acquire);
-        if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
+        if (membarrier) {
             // release: our earlier dispatch's reads happen before a writer that reads this
-            // state. The store-load order against the snapshot load that follows is made by
-            // the writer's membarrier; here only the compiler must keep the order.
+            // state, and the scope stores above before a writer that reads the state. The
+            // store-load order against the snapshot load that follows is made by the writer's
+            // membarrier; here only the compiler must keep the order.
             record->state.store(epoch, std::memory_order_release);
             std::atomic_signal_fence(std::memory_order_seq_cst);
         } else {
@@ -254,7 +351,11 @@ public:
         TIDINGS_SCHEDULE_POINT();
     }
     ~epoch_read_section() {
-        if (--record_->nesting == 0) {
+        const std::uint32_t level = record_->nesting.load(std::memory_order_relaxed) - 1;
+        // release: every read made at the level we leave happens before a writer that reads
+        // the lower depth (acquire, in reader_holds) and stops looking at that level.
+        record_->nesting.store(level, std::memory_order_release);
+        if (level == 0) {
             // release: every read of this dispatch happens before a writer that sees 0
             // (pairs with the acquire loads in wait_for_readers/oldest_reader_epoch).
             record_->state.store(0, std::memory_order_release);
@@ -284,7 +385,7 @@ private:
 /// True while the calling thread is inside a dispatch of any thread-safe bus.
 [[nodiscard]] inline bool in_read_section() noexcept {
     const reader_record* record = this_thread_record;
-    return record != nullptr && record->nesting != 0;
+    return record != nullptr && record->nesting.load(std::memory_order_relaxed) != 0;
 }
 
 /// Makes every reader's earlier state store visible before we read states. Returns false
@@ -304,9 +405,12 @@ inline bool writer_barrier() noexcept {
 }
 
 /// The smallest epoch a reader may still be using: every retired object tagged below it can
-/// be reclaimed. Never blocks.
+/// be reclaimed. Ignores scopes (it serves every retired object at once). Never blocks.
 [[nodiscard]] inline std::uint64_t oldest_reader_epoch() noexcept {
-    std::uint64_t oldest = std::numeric_limits<std::uint64_t>::max();
+    // Objects retired after this load carry a tag at least this epoch, and a reader of them
+    // may have entered after our scan: the result never exceeds it. seq_cst: read before the
+    // barrier and the scan (pairs with the seq_cst increment in retire()).
+    std::uint64_t oldest = registry.epoch.load(std::memory_order_seq_cst);
     reader_record* const self = this_thread_record;
     const bool others = writer_barrier();
     for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
@@ -320,19 +424,134 @@ inline bool writer_barrier() noexcept {
     return oldest;
 }
 
-/// Waits until no reader can still see an object retired with tag `tag`.
+/// True if the reader of `record` may hold something of `scope` (see read_scope) at one of
+/// its current levels. Called by a writer after its barrier, for a record whose state showed
+/// a dispatch older than the writer's tag.
+[[nodiscard]] inline bool reader_holds(const reader_record& record, read_scope scope) noexcept {
+    if (scope.bus == nullptr) return true;  // the writer waits for every dispatch
+    // seq_cst (acquire suffices with membarrier): pairs with the reader's release stores of
+    // `nesting` and the scopes, so that what it read at a level it has left happens before
+    // our reclamation; without membarrier, the seq_cst pairing of the store-load race (our
+    // snapshot store came first).
+    const std::uint32_t depth = record.nesting.load(std::memory_order_seq_cst);
+    if (depth > scope_depth) return true;  // deeper levels are not described: anything
+    for (std::uint32_t level = 0; level < depth; ++level) {
+        const void* bus = record.scope_bus[level].load(std::memory_order_seq_cst);
+        if (bus == nullptr) return true;  // a section that may read anything
+        if (bus != scope.bus) continue;
+        if (scope.channel == nullptr) return true;  // a bus-wide writer
+        const void* channel = record.scope_channel[level].load(std::memory_order_seq_cst);
+        if (channel == nullptr || channel == scope.channel) return true;
+    }
+    return false;
+}
+
+/// Producer side of a blocked wait: from now until leave_blocked(), this thread (inside a
+/// dispatch) waits for space in a lane that the thread whose this_thread_consumer_token is
+/// `consumer` drains, and sleeps, if at all, on `wake`. Returns the record to pass to the other
+/// calls, or null outside a dispatch.
+[[nodiscard]] inline reader_record* enter_blocked(std::uint64_t consumer,
+                                                  std::atomic<std::uint32_t>* wake) noexcept {
+    reader_record* record = this_thread_record;
+    if (record == nullptr || record->nesting.load(std::memory_order_relaxed) == 0) {
+        return nullptr;
+    }
+    record->blocked_consumer.store(consumer, std::memory_order_relaxed);
+    record->blocked_wake.store(wake, std::memory_order_relaxed);
+    // release: the consumer and the wake word are visible to a writer that sees `blocked`
+    // (pairs with the acquire CAS in cancel_blocked).
+    record->blocked.store(block_state::blocked, std::memory_order_release);
+    TIDINGS_SCHEDULE_POINT();
+    return record;
+}
+
+/// The lane's consumer thread changed while we wait (a manual_executor run by a new thread).
+inline void update_blocked_consumer(reader_record* record, std::uint64_t consumer) noexcept {
+    if (record == nullptr) return;
+    // relaxed: read by a writer that spins on this record, which sees it eventually.
+    if (record->blocked_consumer.load(std::memory_order_relaxed) != consumer) {
+        record->blocked_consumer.store(consumer, std::memory_order_relaxed);
+    }
+}
+
+/// True once a writer has canceled the wait (the producer must give up).
+[[nodiscard]] inline bool block_canceled(const reader_record* record) noexcept {
+    // acquire: pairs with the acq CAS in cancel_blocked; a producer that read the wake word's
+    // new value (acquire) also sees the CAS that preceded its increment.
+    return record != nullptr &&
+           record->blocked.load(std::memory_order_acquire) != block_state::blocked;
+}
+
+/// Ends the blocked wait. Returns true if a writer canceled it: the caller must then fail its
+/// push with would_deadlock. Waits for a canceling writer to finish with the wake word (it
+/// lives in our lane, which must outlive that writer's notify).
+inline bool leave_blocked(reader_record* record) noexcept {
+    if (record == nullptr) return false;
+    block_state expected = block_state::blocked;
+    // acq_rel: pairs with the writer's CAS (only one of us moves the state off `blocked`).
+    if (record->blocked.compare_exchange_strong(
+            expected, block_state::none, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        return false;
+    }
+    // acquire: pairs with the writer's release store of `canceled`, after its notify.
+    while (record->blocked.load(std::memory_order_acquire) != block_state::canceled) {
+        std::this_thread::yield();
+    }
+    record->blocked.store(block_state::none, std::memory_order_relaxed);
+    return true;
+}
+
+/// Writer side: if the reader of `record` is a producer blocked on a lane whose consumer is
+/// the calling thread, cancels its wait (it then throws would_deadlock and leaves its
+/// dispatch). The caller is waiting for that dispatch to end, so that consumer will not run
+/// its lanes until then: without this, both would wait for ever.
+inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
+    // acquire: pairs with the release store in enter_blocked, so the consumer we read next is
+    // the one it stored (or a later update).
+    if (record.blocked.load(std::memory_order_acquire) != block_state::blocked) return;
+    // A manual_executor handed to another thread just now may make this stale; the producer
+    // then gets would_deadlock although the new thread would have run it: a report, not a
+    // loss.
+    if (record.blocked_consumer.load(std::memory_order_relaxed) != self) return;
+    block_state expected = block_state::blocked;
+    // acquire: see above. Only one of the producer (leave_blocked) and us moves it.
+    if (!record.blocked.compare_exchange_strong(expected, block_state::canceling,
+                                                std::memory_order_acquire,
+                                                std::memory_order_relaxed)) {
+        return;
+    }
+    std::atomic<std::uint32_t>* wake = record.blocked_wake.load(std::memory_order_relaxed);
+    TIDINGS_SCHEDULE_POINT();
+    if (wake != nullptr) {
+        // release: a producer that reads the new value (acquire) sees our CAS above.
+        wake->fetch_add(1, std::memory_order_release);
+        wake->notify_all();
+    }
+    // release: pairs with the acquire load in leave_blocked; we no longer touch the lane.
+    record.blocked.store(block_state::canceled, std::memory_order_release);
+}
+
+/// Waits until no reader can still see an object retired with tag `tag` in `scope` (see
+/// read_scope; a null bus: every reader). Readers of other scopes are not waited for.
+/// A producer blocked on a lane that this thread consumes is canceled (cancel_blocked).
 /// @warning Must not be called inside a dispatch (TIDINGS_ASSERT): it would wait for itself.
-inline void wait_for_readers(std::uint64_t tag) noexcept {
+inline void wait_for_readers(std::uint64_t tag, read_scope scope = {}) noexcept {
     TIDINGS_ASSERT(!in_read_section(), "wait_for_readers called inside a dispatch");
     if (!writer_barrier()) return;  // no other thread has ever entered a dispatch
+    TIDINGS_SCHEDULE_POINT();
+    const std::uint64_t self = this_thread_consumer_token;  // 0: consumes no executor
     for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
          r = r->next) {
-        // A reader with state <= tag entered before our increment and may hold the object;
-        // once its state changes it has left that dispatch (a re-entry reads a newer epoch).
+        // A reader with state <= tag entered before our increment and may hold the object if
+        // it holds the scope; once its state changes it has left that dispatch (a re-entry
+        // reads a newer epoch), and once no level holds the scope, it has left those levels
+        // (a later level loads the new snapshot: it starts after our barrier).
         for (unsigned spins = 0;; ++spins) {
             // seq_cst: see oldest_reader_epoch().
             const std::uint64_t state = r->state.load(std::memory_order_seq_cst);
             if (state == 0 || state > tag) break;
+            if (!reader_holds(*r, scope)) break;
+            if (self != 0) cancel_blocked(*r, self);
             if (spins < 64) continue;
             std::this_thread::yield();
         }
@@ -342,11 +561,13 @@ inline void wait_for_readers(std::uint64_t tag) noexcept {
 /// @brief The per-bus part of the thread-safe domain: its list of retired objects.
 class epoch_domain {
 public:
-    /// Enters a dispatch; the domain argument only mirrors single_thread_domain's interface.
+    /// Enters a dispatch that reads the snapshots of `channel` (null: any channel of the bus),
+    /// so that the bus's writers wait for it, and no other bus's.
     /// @throws std::bad_alloc from the calling thread's first section (see epoch_read_section).
     class read_section {
     public:
-        explicit read_section(epoch_domain& /*domain*/) {}
+        explicit read_section(epoch_domain& domain, const void* channel = nullptr)
+            : section_(read_scope{&domain, channel}) {}
 
     private:
         epoch_read_section section_;
@@ -357,21 +578,22 @@ public:
     epoch_domain& operator=(const epoch_domain&) = delete;
     ~epoch_domain() { reclaim_list(take_reclaimable(std::numeric_limits<std::uint64_t>::max())); }
 
-    /// Retires an object already unlinked from every snapshot; returns its tag.
+    /// Retires an object already unlinked from every snapshot; returns its tag. `scope` is
+    /// the channel whose readers may still hold it (null: unknown, any channel of the bus).
     /// Caller holds the bus's writer mutex.
-    std::uint64_t retire(retired* object) noexcept {
+    std::uint64_t retire(retired* object, const void* scope = nullptr) noexcept {
         // seq_cst: orders the unlinking store before the increment for readers that load the
         // new epoch (acquire), and is the writer's half of the store-load race before it reads
         // reader states.
         const std::uint64_t tag = registry.epoch.fetch_add(1, std::memory_order_seq_cst);
-        push(object, tag);
+        push(object, tag, scope);
         return tag;
     }
 
     /// Retires two objects unlinked together, with one tag.
-    std::uint64_t retire(retired* first, retired* second) noexcept {
-        const std::uint64_t tag = retire(first);
-        push(second, tag);
+    std::uint64_t retire(retired* first, retired* second, const void* scope = nullptr) noexcept {
+        const std::uint64_t tag = retire(first, scope);
+        push(second, tag, scope);
         return tag;
     }
 
@@ -404,16 +626,44 @@ public:
         return take;
     }
 
+    /// After wait(tag, scope): unlinks and returns every retired object of `scope` (every one,
+    /// for a null scope) tagged up to `tag`. Objects of other channels stay: their readers
+    /// were not waited for. Caller holds the mutex.
+    [[nodiscard]] retired* take_waited(std::uint64_t tag, const void* scope) noexcept {
+        retired* keep = nullptr;
+        retired* take = nullptr;
+        count_ = 0;
+        while (list_ != nullptr) {
+            retired* next = list_->next_retired;
+            if (list_->retire_epoch <= tag && (scope == nullptr || list_->retire_scope == scope)) {
+                list_->next_retired = take;
+                take = list_;
+            } else {
+                list_->next_retired = keep;
+                keep = list_;
+                ++count_;
+            }
+            list_ = next;
+        }
+        list_ = keep;
+        return take;
+    }
+
     /// How many objects wait; writers reclaim opportunistically past a threshold.
     [[nodiscard]] std::size_t pending() const noexcept { return count_; }
 
     [[nodiscard]] static bool in_dispatch() noexcept { return in_read_section(); }
     [[nodiscard]] static std::uint64_t oldest_epoch() noexcept { return oldest_reader_epoch(); }
-    static void wait(std::uint64_t tag) noexcept { wait_for_readers(tag); }
+    /// Waits for the readers of this bus that may hold objects of `scope` (a channel; null:
+    /// any channel of the bus) retired up to `tag`. Not for other buses' readers.
+    void wait(std::uint64_t tag, const void* scope) const noexcept {
+        wait_for_readers(tag, read_scope{this, scope});
+    }
 
 private:
-    void push(retired* object, std::uint64_t tag) noexcept {
+    void push(retired* object, std::uint64_t tag, const void* scope) noexcept {
         object->retire_epoch = tag;
+        object->retire_scope = scope;
         object->next_retired = list_;
         list_ = object;
         ++count_;

@@ -18,7 +18,10 @@ public:
     /// Counts dispatch depth so that nothing a dispatch may still read is freed under it.
     class read_section {
     public:
-        explicit read_section(single_thread_domain& domain) noexcept : domain_(domain) {
+        /// The channel is not needed: one thread, so no writer ever waits.
+        explicit read_section(single_thread_domain& domain,
+                              const void* /*channel*/ = nullptr) noexcept
+            : domain_(domain) {
             ++domain_.depth_;
         }
         ~read_section() {
@@ -38,14 +41,15 @@ public:
     single_thread_domain& operator=(const single_thread_domain&) = delete;
     ~single_thread_domain() { reclaim_list(take_reclaimable(0)); }
 
-    std::uint64_t retire(retired* object) noexcept {
+    std::uint64_t retire(retired* object, const void* /*scope*/ = nullptr) noexcept {
         object->next_retired = list_;
         list_ = object;
         ++count_;
         return 0;
     }
 
-    std::uint64_t retire(retired* first, retired* second) noexcept {
+    std::uint64_t retire(retired* first, retired* second,
+                         const void* /*scope*/ = nullptr) noexcept {
         retire(first);
         return retire(second);
     }
@@ -61,10 +65,15 @@ public:
         return all;
     }
 
+    /// Like take_reclaimable: nothing waits in one thread.
+    [[nodiscard]] retired* take_waited(std::uint64_t /*tag*/, const void* /*scope*/) noexcept {
+        return take_reclaimable(0);
+    }
+
     [[nodiscard]] std::size_t pending() const noexcept { return count_; }
     [[nodiscard]] bool in_dispatch() const noexcept { return depth_ != 0; }
     [[nodiscard]] static std::uint64_t oldest_epoch() noexcept { return 0; }
-    static void wait(std::uint64_t /*tag*/) noexcept {}
+    static void wait(std::uint64_t /*tag*/, const void* /*scope*/) noexcept {}
 
 private:
     std::uint32_t depth_ = 0;
