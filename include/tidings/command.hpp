@@ -11,6 +11,7 @@
 #include <tidings/config.hpp>
 #include <tidings/detail/channel.hpp>
 #include <tidings/detail/epoch.hpp>
+#include <tidings/detail/type_index.hpp>
 #include <tidings/detail/type_name.hpp>
 #include <tidings/executor.hpp>
 #include <tidings/queue.hpp>
@@ -89,10 +90,6 @@ concept command = event<Command> && !detail::result_type_not_a_type<Command> &&
                     std::is_move_constructible_v<typename detail::declared_result<Command>::type>));
 
 namespace detail {
-
-/// Distinguishes a command's channel from an event channel of the same type.
-template <class Command>
-struct command_key {};
 
 template <class Command, class Threading>
 struct command_node : node_base {
@@ -237,7 +234,7 @@ public:
     result_type send(Arg&& command) {
         std::future<result_type> queued;
         {
-            typename domain_type::read_section section{domain_, this->scope_id()};
+            typename domain_type::read_section section{domain_};
             node_type* handler = current_handler();
             if (handler->executor == nullptr) return handler->invoke(*handler, command);
             if (handler->executor->is_consumer_thread()) {
@@ -255,7 +252,7 @@ public:
     /// result or exception), fulfilled by the executor for a queued one.
     template <class Arg>
     std::future<result_type> send_async(Arg&& command) {
-        typename domain_type::read_section section{domain_, this->scope_id()};
+        typename domain_type::read_section section{domain_};
         node_type* handler = current_handler();
         if (handler->executor != nullptr) return enqueue(*handler, std::forward<Arg>(command));
         std::promise<result_type> promise;
@@ -276,7 +273,7 @@ public:
     void run_queued(const Command& command, std::uint64_t handler_id,
                     std::promise<result_type>& promise, executor_core& executor) noexcept {
         try {
-            typename domain_type::read_section section{domain_, this->scope_id()};
+            typename domain_type::read_section section{domain_};
             // seq_cst: see link_locked.
             node_type* handler = handler_.load(std::memory_order_seq_cst);
             if (handler == nullptr || handler->id != handler_id || handler->executor != &executor ||
