@@ -188,7 +188,13 @@ public:
     /// @throws whatever the first throwing inline handler threw, after all handlers ran, when
     ///   the error policy is error_policy::rethrow_first (the default); tidings::queue_full,
     ///   tidings::executor_stopped or tidings::would_deadlock from a queue, after every other
-    ///   executor was offered the event.
+    ///   executor was offered the event (would_deadlock also when a full overflow::block queue
+    ///   was waited for by its own consumer thread, which canceled this publish's wait).
+    ///   std::bad_alloc from a thread's first publish if its per-thread record cannot be
+    ///   allocated: before any delivery (strong guarantee). std::bad_alloc from a queue when a
+    ///   thread's first queued publish to an executor cannot allocate its lane: as for the
+    ///   other queue errors, after the inline subscribers ran and the other executors were
+    ///   offered the event.
     ///   tidings::type_mismatch, before any delivery, when a type of another module with the
     ///   same name and another layout is on the bus (every lookup of a type checks this).
     ///   On a retaining channel (see retain), what copying the event into the retained ring
@@ -273,6 +279,8 @@ public:
     /// @throws tidings::no_handler if the command has no handler; whatever the handler threw;
     ///   tidings::would_deadlock when called from the thread of the executor that runs the
     ///   handler; tidings::executor_stopped / queue_full from that executor's queue.
+    ///   std::bad_alloc from a thread's first send (or publish) if its per-thread record
+    ///   cannot be allocated, before the handler runs or anything is queued (strong).
     /// Thread safety: see the class.
     template <class Arg>
     command_result_t<std::remove_cvref_t<Arg>> send(Arg&& command) {
@@ -295,7 +303,8 @@ public:
     /// at once for an inline handler, fulfilled by the executor for a queued one.
     /// @throws tidings::no_handler if the command has no handler now; for a queued handler,
     ///   what its executor's queue throws (executor_stopped, would_deadlock from a blocking
-    ///   push on the executor's own thread) or queue_full when overflow::drop refused it.
+    ///   push on the executor's own thread) or queue_full when overflow::drop refused it;
+    ///   std::bad_alloc as for send, with the strong guarantee.
     template <class Arg>
     std::future<command_result_t<std::remove_cvref_t<Arg>>> send_async(Arg&& command) {
         using Command = std::remove_cvref_t<Arg>;

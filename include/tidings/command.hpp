@@ -234,7 +234,7 @@ public:
     result_type send(Arg&& command) {
         std::future<result_type> queued;
         {
-            typename domain_type::read_section section{domain_};
+            typename domain_type::read_section section{domain_, this->scope_id()};
             node_type* handler = current_handler();
             if (handler->executor == nullptr) return handler->invoke(*handler, command);
             if (handler->executor->is_consumer_thread()) {
@@ -252,7 +252,7 @@ public:
     /// result or exception), fulfilled by the executor for a queued one.
     template <class Arg>
     std::future<result_type> send_async(Arg&& command) {
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, this->scope_id()};
         node_type* handler = current_handler();
         if (handler->executor != nullptr) return enqueue(*handler, std::forward<Arg>(command));
         std::promise<result_type> promise;
@@ -273,7 +273,7 @@ public:
     void run_queued(const Command& command, std::uint64_t handler_id,
                     std::promise<result_type>& promise, executor_core& executor) noexcept {
         try {
-            typename domain_type::read_section section{domain_};
+            typename domain_type::read_section section{domain_, this->scope_id()};
             // seq_cst: see link_locked.
             node_type* handler = handler_.load(std::memory_order_seq_cst);
             if (handler == nullptr || handler->id != handler_id || handler->executor != &executor ||

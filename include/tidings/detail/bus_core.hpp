@@ -133,10 +133,10 @@ public:
             if (added.id == 0) added.id = ++last_id_;
             if (shut_down_) {
                 added.removed.store(true, std::memory_order_relaxed);
-                domain_.retire(&added);
+                domain_.retire(&added, scope_of(target));
                 return;
             }
-            if (retired* old = target.link_locked(added)) domain_.retire(old);
+            if (retired* old = target.link_locked(added)) domain_.retire(old, scope_of(target));
             reclaim = domain_.pending() >= reclaim_threshold;
         }
         if (reclaim) reclaim_some();
@@ -161,7 +161,7 @@ public:
         std::lock_guard retention_lock{kept->mutex};
         std::lock_guard lock{mutex_};
         // Strong guarantee: the channel makes the new ring and snapshot before installing them.
-        if (retired* old = target.retain_locked(count)) domain_.retire(old);
+        if (retired* old = target.retain_locked(count)) domain_.retire(old, scope_of(target));
     }
 
     void unsubscribe(node_base& removed) noexcept override {
@@ -180,14 +180,22 @@ public:
             }
         }
         reclaim_list(garbage);  // outside the lock: a handler's destructor may use the bus
-        if (tag != 0) finish_removal(tag);
+        // Waits only for the dispatches of this channel (see finish_removal).
+        if (tag != 0) finish_removal(tag, removed.channel);
     }
 
     [[nodiscard]] bool connected(const node_base& node) const noexcept override {
         if (node.channel == nullptr) return false;
+        if constexpr (Threading::is_thread_safe) {
+            // Out of memory for this thread's first read section: answer from the node alone
+            // (its memory is the handle's), without the tracked object's check.
+            if (!try_register_this_thread()) {
+                return !static_cast<const channel_base<Threading>*>(node.channel)->is_removed(node);
+            }
+        }
         // A read section: a tracked node's owner check reads its handler's state, which a
         // concurrent unsubscribe may reclaim only after we leave.
-        typename domain_type::read_section section{domain_};
+        typename domain_type::read_section section{domain_, node.channel};
         if (static_cast<const channel_base<Threading>*>(node.channel)->is_removed(node)) {
             return false;
         }
@@ -249,7 +257,7 @@ public:
             if (shut_down_) return;
             shut_down_ = true;
         }
-        finish_removal(unlink_matching(nullptr, true));
+        finish_removal(unlink_matching(nullptr, true), nullptr);  // every channel of this bus
         // An executor may drop its reference to us in bus_shut_down: keep this core alive
         // until after the unlock (null when called from our own destructor, which no
         // executor's reference can outlive).
@@ -263,7 +271,7 @@ public:
 
     /// An executor is going away: unlinks the subscriptions that deliver on it.
     void detach_executor(executor_core& executor) noexcept override {
-        finish_removal(unlink_matching(&executor, false));
+        finish_removal(unlink_matching(&executor, false), nullptr);
         std::lock_guard lock{mutex_};
         std::erase(executors_, &executor);
     }
@@ -576,11 +584,11 @@ private:
             channel_base<Threading>* target = record->channel;
             retired* nodes = nullptr;
             if (retired* old = target->unlink_matching_locked(executor, all, nodes)) {
-                tag = domain_.retire(old);
+                tag = domain_.retire(old, target);
             }
             while (nodes != nullptr) {
                 retired* next = nodes->next_retired;
-                tag = domain_.retire(nodes);
+                tag = domain_.retire(nodes, target);
                 nodes = next;
             }
         }
@@ -593,31 +601,33 @@ private:
         if (target == nullptr) return 0;
         retired* old = target->unlink_locked(removed);
         if (old == nullptr) return 0;  // unlinked before (once, tracking, shutdown)
-        if (old == &removed) return domain_.retire(old);  // a command: no snapshot to retire
-        return domain_.retire(old, &removed);
+        if (old == &removed) return domain_.retire(old, target);  // a command: no snapshot
+        return domain_.retire(old, &removed, target);
     }
 
     /// After an unsubscribe: outside a dispatch, wait until no reader can be running the
-    /// removed handlers and reclaim; inside one, leave that to a later writer.
-    void finish_removal(std::uint64_t tag) noexcept {
-        if (domain_.in_dispatch()) {
-            bool reclaim = false;
+    /// removed handlers and reclaim; inside one, leave that to a later writer. `scope` is the
+    /// channel the objects tagged `tag` came from (null: any channel of this bus): the wait is
+    /// only for this bus's dispatches of that channel, never for another bus's or channel's.
+    void finish_removal(std::uint64_t tag, const void* scope) noexcept {
+        bool reclaim = false;
+        if (!domain_.in_dispatch()) {
+            if (tag == 0) tag = current_tag();
+            domain_.wait(tag, scope);
+            retired* garbage = nullptr;
             {
                 std::lock_guard lock{mutex_};
+                // Only what the wait covered: objects of other channels may still be read.
+                garbage = domain_.take_waited(tag, scope);
                 reclaim = domain_.pending() >= reclaim_threshold;
             }
-            if (reclaim) reclaim_some();
-            return;
-        }
-        if (tag == 0) tag = current_tag();
-        domain_.wait(tag);
-        retired* garbage = nullptr;
-        {
+            // Outside the lock: a handler's destructor may unsubscribe or subscribe.
+            reclaim_list(garbage);
+        } else {
             std::lock_guard lock{mutex_};
-            garbage = domain_.take_reclaimable(tag + 1);
+            reclaim = domain_.pending() >= reclaim_threshold;
         }
-        // Outside the lock: a handler's destructor may unsubscribe or subscribe.
-        reclaim_list(garbage);
+        if (reclaim) reclaim_some();
     }
 
     /// A non-blocking reclamation, once enough garbage has gathered.
@@ -629,6 +639,13 @@ private:
             garbage = domain_.take_reclaimable(oldest);
         }
         reclaim_list(garbage);
+    }
+
+    /// What a channel's readers and its retired objects name as their scope (detail/epoch.hpp):
+    /// its channel_base address, as in node_base::channel.
+    template <class Channel>
+    [[nodiscard]] static const void* scope_of(Channel& target) noexcept {
+        return static_cast<channel_base<Threading>*>(&target);
     }
 
     [[nodiscard]] static std::uint64_t current_tag() noexcept {
