@@ -200,6 +200,11 @@ public:
     ///   On a retaining channel (see retain), what copying the event into the retained ring
     ///   throws (a throwing copy, std::bad_alloc), whatever the error policy; then with the
     ///   strong guarantee: no subscriber was called, nothing was queued or kept.
+    ///   What copying or moving the event into a queue throws, or std::bad_alloc for the heap
+    ///   copy of an event larger than a slot: as for the other queue errors.
+    ///   Exception guarantee: basic. The inline subscribers ran; each executor has the event
+    ///   queued once or not at all (the one that threw: not at all); nothing leaks, and the
+    ///   bus keeps working (tests/allocation_failure.cpp, tests/throwing_events.cpp).
     /// Thread safety: see the class. Lock-free; allocation-free for events that fit a queue
     /// slot (a block-policy queue waits, by its wait strategy, while it is full).
     template <class Arg>
@@ -219,7 +224,9 @@ public:
     /// @param options tidings::deliver_on(executor) to run the handler on an executor.
     /// @return the registration; destroying it removes the handler, with the guarantees of
     ///   tidings::subscription.
-    /// @throws tidings::duplicate_handler if the command already has a handler on this bus.
+    /// @throws tidings::duplicate_handler if the command already has a handler on this bus;
+    ///   std::bad_alloc, or what copying or moving the handler throws. Strong guarantee:
+    ///   nothing is registered, and the handler's copy is destroyed.
     /// Thread safety: see the class; concurrent registrations of one command type: exactly
     /// one succeeds.
     template <class Command, class Handler, class... Options>
@@ -281,6 +288,9 @@ public:
     ///   handler; tidings::executor_stopped / queue_full from that executor's queue.
     ///   std::bad_alloc from a thread's first send (or publish) if its per-thread record
     ///   cannot be allocated, before the handler runs or anything is queued (strong).
+    ///   For a queued handler, std::bad_alloc or what copying the command into the queue
+    ///   throws, before anything is queued (strong); what moving the result throws, after the
+    ///   handler ran. Either way the handler runs at most once.
     /// Thread safety: see the class.
     template <class Arg>
     command_result_t<std::remove_cvref_t<Arg>> send(Arg&& command) {
@@ -304,7 +314,9 @@ public:
     /// @throws tidings::no_handler if the command has no handler now; for a queued handler,
     ///   what its executor's queue throws (executor_stopped, would_deadlock from a blocking
     ///   push on the executor's own thread) or queue_full when overflow::drop refused it;
-    ///   std::bad_alloc as for send, with the strong guarantee.
+    ///   std::bad_alloc as for send, with the strong guarantee; for an inline handler,
+    ///   std::bad_alloc when the future's state cannot be made, before the handler runs
+    ///   (strong). What the handler, or moving its result, throws is in the future.
     template <class Arg>
     std::future<command_result_t<std::remove_cvref_t<Arg>>> send_async(Arg&& command) {
         using Command = std::remove_cvref_t<Arg>;
