@@ -976,7 +976,8 @@ struct deliver_on {
 class manual_executor {
 public:
     /// @throws std::invalid_argument if options.capacity is not a power of two in
-    /// [2, detail::task_ring::max_capacity] or a wait duration is negative.
+    /// [2, detail::task_ring::max_capacity] or a wait duration is negative; std::bad_alloc.
+    /// Strong guarantee: nothing was made, nothing leaks (tests/allocation_failure.cpp).
     explicit manual_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)) {
         // Until some thread runs it, the constructing thread is taken to be its loop's thread
@@ -1072,7 +1073,8 @@ class thread_executor {
 public:
     /// @throws std::invalid_argument if options.capacity is not a power of two in
     /// [2, detail::task_ring::max_capacity] or a wait duration is negative;
-    /// std::system_error if the thread cannot be started.
+    /// std::system_error if the thread cannot be started; std::bad_alloc. Strong guarantee:
+    /// no thread is left running, nothing leaks (tests/allocation_failure.cpp).
     explicit thread_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)),
           worker_([core = core_.get(), this](std::stop_token) { run(*core); }),
