@@ -388,3 +388,29 @@ TEST_CASE(
     CHECK(stats.executed == stats.queued);
     CHECK(static_cast<std::uint64_t>(delivered.load()) + stats.cancelled == stats.queued);
 }
+
+TEST_CASE(
+    "subscriber_count while another thread subscribes and unsubscribes reads no freed "
+    "snapshot",
+    "[reclamation][threaded]") {
+    // subscriber_count() runs outside any dispatch: it must not read a snapshot that an
+    // unsubscribe may free meanwhile (ASan and TSan reported it before).
+    tidings::bus shared;
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> largest{0};
+    std::jthread counter([&] {
+        while (!stop.load(std::memory_order_acquire)) {
+            const std::size_t n = shared.subscriber_count<tick>();
+            if (n > largest.load(std::memory_order_relaxed)) largest.store(n);
+        }
+    });
+    const auto rounds = scaled(100000);
+    for (std::int64_t i = 0; i < rounds; ++i) {
+        auto first = shared.subscribe<tick>([](const tick&) {});
+        auto second = shared.subscribe<tick>([](const tick&) {});
+    }
+    stop.store(true, std::memory_order_release);
+    counter.join();
+    CHECK(largest.load() <= 2);
+    CHECK(shared.subscriber_count<tick>() == 0);
+}

@@ -629,9 +629,9 @@ public:
     }
 
     [[nodiscard]] std::size_t size() const noexcept override {
-        // acquire: pairs with replace(), so the header we read is complete.
-        const snapshot_type* current = subscribers_.load(std::memory_order_acquire);
-        return current != nullptr ? current->inline_count + current->queued_count : 0;
+        // Not the snapshot's header: outside a read section, a concurrent unsubscribe may free
+        // the snapshot under us. relaxed: a count that may be stale when used.
+        return linked_count_.load(std::memory_order_relaxed);
     }
 
 private:
@@ -716,6 +716,9 @@ private:
             TIDINGS_ASSERT(old->riders == nullptr, "a snapshot takes the pending nodes once");
             old->riders = std::exchange(pending_, nullptr);
         }
+        // relaxed: read by size() only, as a statistic.
+        linked_count_.store(next != nullptr ? next->inline_count + next->queued_count : 0,
+                            std::memory_order_relaxed);
         // seq_cst: release for dispatches (the snapshot is complete before they see it), and
         // the writer's half of the store-load race with readers entering a dispatch
         // (detail/epoch.hpp).
@@ -892,6 +895,8 @@ private:
     channel_host<Threading>& host_;
     domain_type& domain_;
     typename Threading::template atomic_type<snapshot_type*> subscribers_{nullptr};
+    /// The current snapshot's subscriber count, for size() (stored by replace()).
+    typename Threading::template atomic_type<std::uint32_t> linked_count_{0};
     // Guarded by the bus's mutex: every linked node, in priority order, and counts.
     std::vector<node_type*> nodes_;
     std::vector<linked_meta> meta_;
