@@ -810,3 +810,65 @@ TEST_CASE("observable set under allocation failure leaves it working",
     });
     CHECK(failures > 0);
 }
+
+TEMPLATE_TEST_CASE("unsubscribe under allocation failure leaves subscriber_count exact",
+                   "[allocation-failure]", tidings::bus, tidings::single_threaded_bus) {
+    TIDINGS_SKIP_WITHOUT_FAILURES();
+    // unsubscribe is noexcept: a snapshot it cannot rebuild must still stop the handler, and
+    // its captured state must be freed by the time the bus is gone (a leak otherwise).
+    const auto failures = sweep([](std::int64_t n) {
+        lifetime_counter state;
+        int calls = 0;
+        int others = 0;
+        bool failed = false;
+        {
+            TestType bus;
+            auto other = bus.template subscribe<tick>([&](const tick&) { ++others; });
+            auto leaving = bus.template subscribe<tick>(
+                [&calls, keep = counted{state}](const tick&) { ++calls; });
+            {
+                allocation_failure failure{n};
+                leaving.unsubscribe();
+                failed = failure.failed();
+            }
+            INFO("allocation " << n);
+            bus.publish(tick{});
+            CHECK(calls == 0);
+            CHECK(others == 1);
+            CHECK(bus.template subscriber_count<tick>() == 1U);
+            check_delivers<tick>(bus);
+        }
+        CHECK(state.live() == 0);
+        return failed;
+    });
+    CHECK(failures > 0);
+}
+
+TEST_CASE("an executor's destruction under allocation failure frees its subscribers' state",
+          "[allocation-failure]") {
+    TIDINGS_SKIP_WITHOUT_FAILURES();
+    const auto failures = sweep([](std::int64_t n) {
+        lifetime_counter state;
+        bool failed = false;
+        int others = 0;
+        {
+            tidings::bus bus;
+            auto other = bus.subscribe<tick>([&](const tick&) { ++others; });
+            tidings::subscription queued;
+            {
+                auto loop = std::make_unique<tidings::manual_executor>();
+                queued = bus.subscribe<tick>([keep = counted{state}](const tick&) {},
+                                             tidings::deliver_on(*loop));
+                allocation_failure failure{n};
+                loop.reset();
+                failed = failure.failed();
+            }
+            INFO("allocation " << n);
+            bus.publish(tick{});
+            CHECK(others == 1);
+        }
+        CHECK(state.live() == 0);
+        return failed;
+    });
+    CHECK(failures > 0);
+}

@@ -169,7 +169,10 @@ public:
 
 /// An executor that some queued subscribers of a channel deliver on.
 struct queue_target {
-    executor_core* executor;
+    /// Null once its executor is gone while no snapshot without it could be built (out of
+    /// memory; see channel::forget_executor). Atomic only for that rare store: publishers load
+    /// it relaxed, a plain load on every platform we know.
+    std::atomic<executor_core*> executor;
     std::uint32_t recipients;  ///< how many of the channel's subscribers deliver on it
 };
 
@@ -608,6 +611,7 @@ public:
         } catch (...) {
             if (!all) {
                 keep_pending(unlinked);
+                forget_executor(executor);
                 return nullptr;
             }
             // Every node goes (the bus shuts down): no snapshot at all needs no memory. The
@@ -678,8 +682,10 @@ private:
                 }
                 *queued_out++ = nodes_[i];
                 queue_target* end = targets + target_count;
-                queue_target* found = std::find_if(
-                    targets, end, [&](const queue_target& t) { return t.executor == executor; });
+                queue_target* found = std::find_if(targets, end, [&](const queue_target& t) {
+                    // relaxed: the snapshot being built is not published yet.
+                    return t.executor.load(std::memory_order_relaxed) == executor;
+                });
                 if (found == end) {
                     ::new (found) queue_target{executor, 1};
                     ++target_count;
@@ -700,11 +706,30 @@ private:
     /// it (replace()); shutdown always replaces it (unlink_matching_locked needs no memory
     /// when every node goes). The caller sees null: nothing to retire now.
     void keep_pending(retired* nodes) noexcept {
+        // relaxed: read by size() only; the nodes are no longer linked (nodes_ lost them).
+        linked_count_.store(static_cast<std::uint32_t>(nodes_.size()), std::memory_order_relaxed);
         while (nodes != nullptr) {
             retired* following = nodes->next_retired;
             nodes->next_retired = pending_;
             pending_ = nodes;
             nodes = following;
+        }
+    }
+
+    /// An executor is going away and the snapshot that still names it as a queue target could
+    /// not be replaced (out of memory): the target is cleared in place, so that no later
+    /// publish pushes to the executor once it is freed. Publishes that loaded the pointer
+    /// before the store are inside read sections the detaching executor waits for, and its
+    /// stop already made it refuse their pushes.
+    void forget_executor(const executor_core* executor) noexcept {
+        snapshot_type* current = subscribers_.load(std::memory_order_relaxed);
+        if (current == nullptr || executor == nullptr) return;
+        queue_target* targets = current->targets();
+        for (std::uint32_t i = 0; i < current->target_count; ++i) {
+            // relaxed: see queue_target::executor.
+            if (targets[i].executor.load(std::memory_order_relaxed) == executor) {
+                targets[i].executor.store(nullptr, std::memory_order_relaxed);
+            }
         }
     }
 
@@ -852,18 +877,22 @@ private:
         const queue_target* targets = current.targets();
         for (std::uint32_t i = 0; i < current.target_count; ++i) {
             const bool last = i + 1 == current.target_count;
+            // relaxed: see queue_target::executor; null: an executor gone under out-of-memory.
+            executor_core* const target = targets[i].executor.load(std::memory_order_relaxed);
+            if (target == nullptr) [[unlikely]]
+                continue;
             try {
                 bool queued = false;
                 if constexpr (!std::is_lvalue_reference_v<Arg>) {
                     if (last) {
-                        queued = push(*targets[i].executor, std::move(event), current.max_id,
+                        queued = push(*target, std::move(event), current.max_id,
                                       targets[i].recipients);
                     }
                 }
                 if constexpr (can_copy) {
                     if (!last || std::is_lvalue_reference_v<Arg>) {
-                        queued = push(*targets[i].executor, static_cast<const Event&>(event),
-                                      current.max_id, targets[i].recipients);
+                        queued = push(*target, static_cast<const Event&>(event), current.max_id,
+                                      targets[i].recipients);
                     }
                 }
                 ++(queued ? result.queued : result.dropped);
