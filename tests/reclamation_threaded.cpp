@@ -133,6 +133,34 @@ TEST_CASE("unsubscribe does not wait for a queued handler or a command of anothe
     }
 }
 
+TEST_CASE("unsubscribe does not wait for a handler of another bus five publishes deep",
+          "[reclamation][threaded]") {
+    // A queued handler that publishes, whose handler publishes, and so on: the executor's
+    // batch and its delivery already take two levels of the reader's record. Every level up to
+    // the record's depth names its channel, so an unrelated unsubscribe does not wait.
+    struct level {
+        int depth = 0;
+    };
+    tidings::bus worker;
+    tidings::bus gui;
+    tidings::thread_executor pool;
+    blocked_handler slow;
+    auto start = worker.subscribe<tick>([&](const tick&) { worker.publish(level{1}); },
+                                        tidings::deliver_on(pool));
+    auto chain = worker.subscribe<level>([&](const level& l) {
+        if (l.depth < 5) {
+            worker.publish(level{l.depth + 1});
+        } else {
+            slow.block();
+        }
+    });
+    auto widget = gui.subscribe<tock>([](const tock&) {});
+    slow.start([&] { worker.publish(tick{}); });
+    widget.unsubscribe();  // must return while the chain's innermost handler is blocked
+    CHECK_FALSE(widget.connected());
+    slow.release();
+}
+
 TEST_CASE("destroying a bus does not wait for a handler running on another bus",
           "[reclamation][threaded]") {
     tidings::bus worker;

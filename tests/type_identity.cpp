@@ -432,3 +432,28 @@ TEST_CASE("lookups racing with channel creation and table growth always find the
         REQUIRE(wrong.load(std::memory_order_relaxed) == 0);
     }
 }
+
+namespace type_identity_names {
+template <class T, int N>
+struct tagged {
+    double value;
+};
+template <char C>
+struct key {
+    int value;
+};
+}  // namespace type_identity_names
+
+TEST_CASE("a type's name is whole even when it contains a bracket or a semicolon",
+          "[type_identity]") {
+    // Identity across modules rests on the name: cut at the first `]` or `;`, the names of
+    // tagged<int[1], 1> and tagged<int[1], 2> were both "tagged<int [1", and a plugin's
+    // handler of one received the other's events.
+    using namespace type_identity_names;
+    using tidings::detail::type_name;
+    CHECK(type_name<tagged<int[1], 1>> != type_name<tagged<int[1], 2>>);
+    CHECK(type_name<key<';'>> != type_name<key<']'>>);
+    CHECK(type_name<key<']'>>.ends_with("key<']'>"));
+    CHECK(type_name<tagged<int[1], 2>>.ends_with("2>"));
+    CHECK(type_name<int> == "int");
+}

@@ -80,8 +80,10 @@ struct read_scope {
 };
 
 /// How many nesting levels a record describes; a reader deeper than this counts as reading
-/// anything (a handler that publishes from a queued delivery is at level 3).
-inline constexpr std::uint32_t scope_depth = 3;
+/// anything. An executor's batch is level 0, its queued delivery level 1, so a queued handler
+/// may publish 5 levels deep (a chain of handlers that publish) before writers of other
+/// channels wait for it. 7 fills the record's first two cache lines.
+inline constexpr std::uint32_t scope_depth = 7;
 
 /// A blocked producer's state (reader_record::blocked).
 enum class block_state : std::uint32_t {
@@ -91,8 +93,9 @@ enum class block_state : std::uint32_t {
     canceled = 3,   ///< canceled: the producer must give up with would_deadlock
 };
 
-/// One thread's read-side state. The first cache line holds what the owner writes on every
-/// dispatch and what writers scan; the second, what changes rarely. Aligned so that a
+/// One thread's read-side state. The first two cache lines hold what the owner writes on every
+/// dispatch and what writers scan (a dispatch less than 3 deep writes only the first); the
+/// third, what changes rarely. Aligned so that a
 /// thread's writes to its own record never share a cache line with another thread's.
 struct alignas(cache_line_size) reader_record {
     // ---- written by the owner at every dispatch, read by writers ----------------------------
@@ -117,9 +120,9 @@ struct alignas(cache_line_size) reader_record {
     std::atomic<std::atomic<std::uint32_t>*> blocked_wake{nullptr};
     reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
-static_assert(offsetof(reader_record, in_use) == cache_line_size,
-              "the per-dispatch fields fill exactly the first cache line");
-static_assert(sizeof(reader_record) == 2 * cache_line_size, "two cache lines per record");
+static_assert(offsetof(reader_record, in_use) == 2 * cache_line_size,
+              "the per-dispatch fields fill exactly the first two cache lines");
+static_assert(sizeof(reader_record) == 3 * cache_line_size, "three cache lines per record");
 
 enum class barrier_kind : int { unknown = 0, membarrier = 1, sequentially_consistent = 2 };
 
@@ -531,6 +534,19 @@ inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
     record.blocked.store(block_state::canceled, std::memory_order_release);
 }
 
+/// cancel_blocked() on every record that wait_for_readers(tag, scope) has to wait for: a
+/// producer blocked on a lane this thread consumes would otherwise never end its dispatch.
+inline void cancel_blocked_waited_for(std::uint64_t tag, read_scope scope,
+                                      std::uint64_t self) noexcept {
+    for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
+         r = r->next) {
+        // seq_cst: see oldest_reader_epoch().
+        const std::uint64_t state = r->state.load(std::memory_order_seq_cst);
+        if (state == 0 || state > tag || !reader_holds(*r, scope)) continue;
+        cancel_blocked(*r, self);
+    }
+}
+
 /// Waits until no reader can still see an object retired with tag `tag` in `scope` (see
 /// read_scope; a null bus: every reader). Readers of other scopes are not waited for.
 /// A producer blocked on a lane that this thread consumes is canceled (cancel_blocked).
@@ -551,7 +567,10 @@ inline void wait_for_readers(std::uint64_t tag, read_scope scope = {}) noexcept 
             const std::uint64_t state = r->state.load(std::memory_order_seq_cst);
             if (state == 0 || state > tag) break;
             if (!reader_holds(*r, scope)) break;
-            if (self != 0) cancel_blocked(*r, self);
+            // Every record we must wait for, not only r: r may itself be waiting for such a
+            // blocked producer (for a retention's mutex the producer holds, say), which we
+            // must cancel for r to end. Producers we would not wait for are left alone.
+            if (self != 0) cancel_blocked_waited_for(tag, scope, self);
             if (spins < 64) continue;
             std::this_thread::yield();
         }

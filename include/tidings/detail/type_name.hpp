@@ -7,8 +7,12 @@
 
 namespace tidings::detail {
 
+/// Returns `const char*`, not a std::string_view: gcc would describe that alias after `T`
+/// ("[with T = name; std::string_view = ...]"), and a name may itself contain `;` or `]`
+/// (`key<';'>`, `tagged<int[1], 2>`), so the name could not be cut at the first of them.
+/// With no alias to describe, `T` is the last thing in the brackets on every compiler.
 template <class T>
-constexpr std::string_view raw_signature() noexcept {
+constexpr const char* raw_signature() noexcept {
 #if defined(_MSC_VER) && !defined(__clang__)
     return __FUNCSIG__;
 #else
@@ -16,11 +20,12 @@ constexpr std::string_view raw_signature() noexcept {
 #endif
 }
 
-/// Extracts `T` from the signature: gcc says "[with T = name; ...]" or "[with T = name]",
-/// clang says "[T = name]", MSVC says "raw_signature<name>(void)".
+/// Extracts `T` from the signature: gcc says "[with T = name]", clang says "[T = name]",
+/// MSVC says "raw_signature<name>(void)". The name runs to the last `]` (or `>(void)`), never
+/// to the first one, which may belong to the name.
 template <class T>
 constexpr std::string_view compute_type_name() noexcept {
-    constexpr std::string_view sig = raw_signature<T>();
+    constexpr std::string_view sig{raw_signature<T>()};
 #if defined(_MSC_VER) && !defined(__clang__)
     constexpr std::string_view open = "raw_signature<";
     constexpr auto first = sig.find(open) + open.size();
@@ -33,7 +38,7 @@ constexpr std::string_view compute_type_name() noexcept {
 #else
     constexpr std::string_view open = "T = ";
     constexpr auto first = sig.find(open) + open.size();
-    constexpr auto last = sig.find_first_of(";]", first);
+    constexpr auto last = sig.rfind(']');
     return sig.substr(first, last - first);
 #endif
 }
