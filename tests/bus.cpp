@@ -904,8 +904,8 @@ TEST_CASE(
             return true;
         });
         auto handler = [&](const ping&) { handled.fetch_add(1, std::memory_order_relaxed); };
-        tidings::subscription s = once ? bus.subscribe(handler, filter, tidings::once)
-                                       : bus.subscribe(handler, filter);
+        tidings::subscription s =
+            once ? bus.subscribe(handler, filter, tidings::once) : bus.subscribe(handler, filter);
         std::thread publisher([&] { bus.publish(ping{1}); });
         tidings_test::spin_until([&] { return in_filter.load(std::memory_order_acquire); });
         // Outside any dispatch: it unlinks, then waits for the publisher's dispatch to end.
@@ -918,7 +918,6 @@ TEST_CASE(
     }
 }
 
-
 // Issue 9, item 10: out of memory, the snapshot without the removed node could not be built;
 // the node stayed in the old one and its handler's captured state was never destroyed.
 TEMPLATE_TEST_CASE(
@@ -930,7 +929,8 @@ TEMPLATE_TEST_CASE(
         lifetime_counter counter;
         int failed_runs = 0;
         for (int n = 1; n <= 10; ++n) {
-            INFO("allocation " << n << " fails; " << (destroy_bus ? "bus destroyed" : "next change"));
+            INFO("allocation " << n << " fails; "
+                               << (destroy_bus ? "bus destroyed" : "next change"));
             std::optional<TestType> bus{std::in_place};
             int handled = 0;
             auto other = bus->subscribe([](const ping&) {});

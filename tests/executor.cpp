@@ -1499,10 +1499,9 @@ TEST_CASE("an executor rejects a capacity too large for memory instead of alloca
 TEST_CASE("wait durations up to microseconds::max() saturate, and negative ones are rejected",
           "[executor][issue9]") {
     using std::chrono::microseconds;
-    for (const auto& [spin, yield] :
-         {std::pair{microseconds::max(), microseconds::max()},
-          std::pair{microseconds{0}, microseconds::max()},
-          std::pair{microseconds::max(), microseconds{0}}}) {
+    for (const auto& [spin, yield] : {std::pair{microseconds::max(), microseconds::max()},
+                                      std::pair{microseconds{0}, microseconds::max()},
+                                      std::pair{microseconds::max(), microseconds{0}}}) {
         INFO("spin " << spin.count() << " us, yield " << yield.count() << " us");
         executor_options options = lane_of(2, overflow::block);
         options.wait = tidings::wait_strategy::adaptive;
@@ -1512,9 +1511,9 @@ TEST_CASE("wait durations up to microseconds::max() saturate, and negative ones 
         std::atomic<int> handled{0};
         {
             thread_executor worker{options};  // its idle consumer waits by these durations
-            auto s = bus.subscribe(
-                [&](const note&) { handled.fetch_add(1, std::memory_order_relaxed); },
-                deliver_on(worker));
+            auto s =
+                bus.subscribe([&](const note&) { handled.fetch_add(1, std::memory_order_relaxed); },
+                              deliver_on(worker));
             // A lane of 2: this thread also waits for space by them.
             for (int i = 0; i < 100; ++i) bus.publish(note{i});
             CHECK(worker.stop() == 0);
@@ -1612,8 +1611,7 @@ TEST_CASE(
     CHECK(outer.run_pending() == 1);
     bus.publish(note{1});
     CHECK(outer.run_pending() == 1);
-    CHECK(order ==
-          std::vector<std::string>{"outer 0", "inner 0", "outer 1", "inner 1"});
+    CHECK(order == std::vector<std::string>{"outer 0", "inner 0", "outer 1", "inner 1"});
     CHECK(refused == 2);
     CHECK(outer.stats().executed == 2);
     CHECK(inner.stats().executed == 2);
@@ -1680,9 +1678,8 @@ TEST_CASE(
         });
         // Nothing runs the frame until the producer has filled its lane (and then waits for
         // space, or, with the bug, has thrown).
-        tidings_test::spin_until([&] {
-            return frame->pending() == 2 || done.load(std::memory_order_acquire);
-        });
+        tidings_test::spin_until(
+            [&] { return frame->pending() == 2 || done.load(std::memory_order_acquire); });
         while (!done.load(std::memory_order_acquire)) (void)frame->run_pending();
         producer.join();
         (void)frame->run_pending();
@@ -1793,8 +1790,9 @@ TEST_CASE(
         });
         CHECK(outcome.signal == SIGABRT);
         INFO(outcome.err);
-        CHECK(contains(outcome.err, "tidings: a thread_executor was destroyed from its own "
-                                    "worker or from inside a handler"));
+        CHECK(contains(outcome.err,
+                       "tidings: a thread_executor was destroyed from its own "
+                       "worker or from inside a handler"));
     }
     SECTION("from an inline handler of another thread") {
         const child_outcome outcome = run_in_child([] {
@@ -1805,8 +1803,9 @@ TEST_CASE(
         });
         CHECK(outcome.signal == SIGABRT);
         INFO(outcome.err);
-        CHECK(contains(outcome.err, "tidings: a thread_executor was destroyed from its own "
-                                    "worker or from inside a handler"));
+        CHECK(contains(outcome.err,
+                       "tidings: a thread_executor was destroyed from its own "
+                       "worker or from inside a handler"));
     }
 }
 

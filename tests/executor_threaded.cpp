@@ -1161,8 +1161,8 @@ TEST_CASE("an idle thread_executor keeps no bus that died with tasks queued on i
     for (int i = 0; i < 200; ++i) {
         tidings::bus bus;
         bus.retain<pong>(1);
-        auto s = bus.subscribe([&](const ping&) { handled.fetch_add(1); },
-                               tidings::deliver_on(worker));
+        auto s =
+            bus.subscribe([&](const ping&) { handled.fetch_add(1); }, tidings::deliver_on(worker));
         bus.publish(pong{0, i, {}});
         bus.publish(ping{0, i});
         bus.publish(ping{0, i});

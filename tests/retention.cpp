@@ -651,8 +651,7 @@ TEST_CASE("a filter that throws on a queued replayed event does not keep the liv
     std::latch published{1};
     std::thread joiner([&] {
         s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
-                          tidings::deliver_on(loop),
-                          tidings::filter([](const goal& g) {
+                          tidings::deliver_on(loop), tidings::filter([](const goal& g) {
                               if (g.seq == 3) throw std::runtime_error("filter");
                               return true;
                           }));

@@ -734,7 +734,7 @@ private:
         if (stop_flag.load(std::memory_order_acquire)) return;
         sleeping_.store(true, std::memory_order_relaxed);
         TIDINGS_SCHEDULE_POINT();  // between the store of `sleeping_` and the re-check
-        heavy_barrier();  // pairs with light_barrier in push(): see there
+        heavy_barrier();           // pairs with light_barrier in push(): see there
         // Not while a retired bus waits for release_retired (bus_shut_down woke us for it;
         // acquire: pairs with its release store). Halted, queued tasks are no reason to stay
         // awake: only stop's wake-up is awaited.
@@ -926,7 +926,7 @@ private:
     std::atomic<bool> halted_{false};  // read before each task: beside the read-mostly flag
     std::atomic<bool> sleeping_{false};
     std::atomic<std::uint64_t> consumer_token_{0};  // this_thread_token() of the consumer
-    std::atomic<std::uint64_t> runner_{0};  // manual: the token of the thread inside a run
+    std::atomic<std::uint64_t> runner_{0};          // manual: the token of the thread inside a run
 
     alignas(cache_line_size) std::atomic<std::uint32_t> wake_{0};
     std::atomic<std::uint64_t> executed_{0};   // single writer: the consumer

@@ -117,7 +117,8 @@ void commands() {
     tidings::thread_executor worker;
     auto doubler = bus.handle([](const double_it& c) { return c.value * 2; });
     std::string last;
-    auto logger = bus.handle([&](const log_line& c) { last = c.text; }, tidings::deliver_on(worker));
+    auto logger =
+        bus.handle([&](const log_line& c) { last = c.text; }, tidings::deliver_on(worker));
     check(bus.send(double_it{21}) == 42, "send");
     std::future<void> logged = bus.send_async(log_line{"hello"});
     logged.get();

@@ -75,9 +75,9 @@ struct retention {
         std::conditional_t<Threading::is_thread_safe, std::recursive_mutex, null_mutex>;
     using ring_type = std::vector<std::optional<Event>>;
     mutex_type mutex;
-    ring_type ring;          // guarded by mutex: capacity + 1 slots, or none
-    std::size_t first = 0;   // index of the oldest kept event
-    std::size_t count = 0;   // kept events, at most capacity()
+    ring_type ring;         // guarded by mutex: capacity + 1 slots, or none
+    std::size_t first = 0;  // index of the oldest kept event
+    std::size_t count = 0;  // kept events, at most capacity()
 
     [[nodiscard]] std::size_t capacity() const noexcept {
         return ring.empty() ? 0 : ring.size() - 1;
@@ -573,7 +573,7 @@ public:
         // release: a dispatch that sees removed=true skips the node; the new snapshot below
         // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
-        TIDINGS_SCHEDULE_POINT();  // a dispatch between the flag and the new snapshot
+        TIDINGS_SCHEDULE_POINT();              // a dispatch between the flag and the new snapshot
         if (!erase(&removed)) return nullptr;  // already unlinked
         snapshot_type* next = nullptr;
         try {
@@ -885,8 +885,8 @@ private:
                 bool queued = false;
                 if constexpr (!std::is_lvalue_reference_v<Arg>) {
                     if (last) {
-                        queued = push(*target, std::move(event), current.max_id,
-                                      targets[i].recipients);
+                        queued =
+                            push(*target, std::move(event), current.max_id, targets[i].recipients);
                     }
                 }
                 if constexpr (can_copy) {
