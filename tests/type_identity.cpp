@@ -18,6 +18,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -450,10 +451,13 @@ TEST_CASE("a type's name is whole even when it contains a bracket or a semicolon
     // tagged<int[1], 1> and tagged<int[1], 2> were both "tagged<int [1", and a plugin's
     // handler of one received the other's events.
     using namespace type_identity_names;
+    // Compared as std::string: Catch2 2.13 prints a std::string_view only when its main was
+    // built with string_view support, which is not a given.
+    const auto name = [](std::string_view view) { return std::string(view); };
     using tidings::detail::type_name;
-    CHECK(type_name<tagged<int[1], 1>> != type_name<tagged<int[1], 2>>);
-    CHECK(type_name<key<';'>> != type_name<key<']'>>);
+    CHECK(name(type_name<tagged<int[1], 1>>) != name(type_name<tagged<int[1], 2>>));
+    CHECK(name(type_name<key<';'>>) != name(type_name<key<']'>>));
     CHECK(type_name<key<']'>>.ends_with("key<']'>"));
     CHECK(type_name<tagged<int[1], 2>>.ends_with("2>"));
-    CHECK(type_name<int> == "int");
+    CHECK(name(type_name<int>) == "int");
 }
