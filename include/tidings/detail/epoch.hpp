@@ -626,46 +626,16 @@ public:
 
     /// Unlinks and returns every retired object tagged below `oldest`. Caller holds the mutex.
     [[nodiscard]] retired* take_reclaimable(std::uint64_t oldest) noexcept {
-        retired* keep = nullptr;
-        retired* take = nullptr;
-        count_ = 0;
-        while (list_ != nullptr) {
-            retired* next = list_->next_retired;
-            if (list_->retire_epoch < oldest) {
-                list_->next_retired = take;
-                take = list_;
-            } else {
-                list_->next_retired = keep;
-                keep = list_;
-                ++count_;
-            }
-            list_ = next;
-        }
-        list_ = keep;
-        return take;
+        return take_if([oldest](const retired& r) { return r.retire_epoch < oldest; });
     }
 
     /// After wait(tag, scope): unlinks and returns every retired object of `scope` (every one,
     /// for a null scope) tagged up to `tag`. Objects of other channels stay: their readers
     /// were not waited for. Caller holds the mutex.
     [[nodiscard]] retired* take_waited(std::uint64_t tag, const void* scope) noexcept {
-        retired* keep = nullptr;
-        retired* take = nullptr;
-        count_ = 0;
-        while (list_ != nullptr) {
-            retired* next = list_->next_retired;
-            if (list_->retire_epoch <= tag && (scope == nullptr || list_->retire_scope == scope)) {
-                list_->next_retired = take;
-                take = list_;
-            } else {
-                list_->next_retired = keep;
-                keep = list_;
-                ++count_;
-            }
-            list_ = next;
-        }
-        list_ = keep;
-        return take;
+        return take_if([tag, scope](const retired& r) {
+            return r.retire_epoch <= tag && (scope == nullptr || r.retire_scope == scope);
+        });
     }
 
     /// How many objects wait; writers reclaim opportunistically past a threshold.
@@ -680,6 +650,28 @@ public:
     }
 
 private:
+    /// Unlinks and returns the retired objects that `take` selects; the rest stay, counted.
+    template <class Take>
+    [[nodiscard]] retired* take_if(Take take) noexcept {
+        retired* kept = nullptr;
+        retired* taken = nullptr;
+        count_ = 0;
+        while (list_ != nullptr) {
+            retired* next = list_->next_retired;
+            if (take(*list_)) {
+                list_->next_retired = taken;
+                taken = list_;
+            } else {
+                list_->next_retired = kept;
+                kept = list_;
+                ++count_;
+            }
+            list_ = next;
+        }
+        list_ = kept;
+        return taken;
+    }
+
     void push(retired* object, std::uint64_t tag, const void* scope) noexcept {
         object->retire_epoch = tag;
         object->retire_scope = scope;
