@@ -418,6 +418,54 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a loop thread that stops a thread executor whose draining handlers block on the loop's "
+    "full queue gets those publishes canceled with would_deadlock",
+    "[reclamation][threaded]") {
+    // The worker's handlers forward to the loop with overflow::block. The loop stops the
+    // worker: the stop drains the worker, whose forwards fill the loop's lane of 2 and then
+    // block, while the loop waits in the join and cannot run its lane. Before the fix the stop
+    // never returned (the cancel ran only during the stop's grace period, not in the drain).
+    tidings::manual_executor loop{tiny_blocking_lane()};  // this thread is its loop
+    tidings::bus events;
+    events.set_error_policy(tidings::error_policy::report);
+    std::atomic<int> deadlock_reports{0};
+    std::atomic<int> other_reports{0};
+    events.set_error_handler([&](const tidings::handler_error& error) {
+        try {
+            std::rethrow_exception(error.exception);
+        } catch (const tidings::would_deadlock&) {
+            deadlock_reports.fetch_add(1);
+        } catch (...) {
+            other_reports.fetch_add(1);
+        }
+    });
+    std::optional<tidings::thread_executor> worker{std::in_place};
+    std::atomic<int> forwarded_seen{0};
+    auto on_loop = events.subscribe<tock>([&](const tock&) { forwarded_seen.fetch_add(1); },
+                                          tidings::deliver_on(loop));
+    auto on_worker = events.subscribe<tick>([&](const tick& t) { events.publish(tock{t.value}); },
+                                            tidings::deliver_on(*worker));
+    constexpr int published = 10;
+    for (int i = 0; i < published; ++i) events.publish(tick{i});
+
+    SECTION("stopped once its first forwards filled the loop's queue") {
+        spin_until([&] { return loop.pending() == 2; });
+        worker->stop();
+    }
+    SECTION("stopped at once") { worker->stop(); }
+    SECTION("destroyed instead of stopped") {
+        spin_until([&] { return loop.pending() == 2; });
+        worker.reset();
+    }
+
+    // Every forward is accounted for: 2 queued on the loop, the others reported.
+    CHECK(loop.run_pending() == 2);
+    CHECK(forwarded_seen.load() == 2);
+    CHECK(deadlock_reports.load() == published - 2);
+    CHECK(other_reports.load() == 0);
+}
+
+TEST_CASE(
     "subscriber_count while another thread subscribes and unsubscribes reads no freed "
     "snapshot",
     "[reclamation][threaded]") {

@@ -889,7 +889,14 @@ private:
                     "(an unsubscribe, a bus's destruction or an executor's stop made there)");
             }
             // relaxed: a manual_executor may be handed to another thread meanwhile.
-            blocked.consumer(consumer_token_.load(std::memory_order_relaxed));
+            const std::uint64_t consumer = consumer_token_.load(std::memory_order_relaxed);
+            if (joined_by_consumer(consumer)) {
+                throw would_deadlock(
+                    "tidings: a publish waiting (overflow::block) for space in a full queue gave "
+                    "up: the queue's consumer thread is stopping this thread_executor and waits "
+                    "for its worker, which is this thread");
+            }
+            blocked.consumer(consumer);
             switch (phase(since)) {
                 case wait_phase::spin:
                     for (int i = 0; i < 16; ++i) cpu_relax();
@@ -1131,6 +1138,10 @@ public:
         // happen before the worker's final drain (pairs with its acquire load).
         stopping_.store(true, std::memory_order_release);
         core_->wake_consumer();
+        // The drain may publish, with overflow::block, into a full queue that this thread
+        // consumes (a frame loop stopping a worker that forwards to the loop): such a wait
+        // is canceled with would_deadlock rather than left to wait for this join.
+        detail::cancel_joined_wait(joiner_, detail::this_thread_consumer_token);
         worker_.join();
         return core_->stats().discarded - discarded_before;  // std::uint64_t is std::size_t
     }
@@ -1150,6 +1161,7 @@ public:
 private:
     void run(detail::executor_core& core) noexcept {
         worker_token_.store(detail::this_thread_token(), std::memory_order_relaxed);  // see stop
+        detail::this_thread_joiner = &joiner_;  // outlives the thread: stop() joins it
         core.set_consumer_thread();
         bool idle = false;
         auto idle_since = std::chrono::steady_clock::now();
@@ -1187,6 +1199,7 @@ private:
     std::atomic<stop_mode> mode_{stop_mode::drain};
     std::mutex stop_mutex_;
     std::atomic<std::uint64_t> worker_token_{0};  // the worker's this_thread_token()
+    std::atomic<std::uint64_t> joiner_{0};        // the stopping thread's consumer token (stop)
     std::jthread worker_;  // after the members run() uses: starts once they are constructed
     // Read by stop() without the mutex (worker_.get_id() would race with another stop's join).
     const std::thread::id worker_id_;

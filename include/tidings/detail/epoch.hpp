@@ -118,6 +118,8 @@ struct alignas(cache_line_size) reader_record {
     std::atomic<block_state> blocked{block_state::none};
     std::atomic<std::uint64_t> blocked_consumer{0};
     std::atomic<std::atomic<std::uint32_t>*> blocked_wake{nullptr};
+    /// The blocked thread's this_thread_joiner: a thread that joins it finds it by this.
+    std::atomic<const std::atomic<std::uint64_t>*> blocked_joiner{nullptr};
     reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
 static_assert(offsetof(reader_record, in_use) == 2 * cache_line_size,
@@ -148,6 +150,12 @@ inline constinit thread_local reader_record* this_thread_record = nullptr;
 /// thread token, set when the thread becomes one), or 0. A waiting writer compares it with
 /// the consumer a blocked producer waits for.
 inline constinit thread_local std::uint64_t this_thread_consumer_token = 0;
+
+/// For a thread that another thread joins (a thread_executor's worker): the word in which the
+/// joining thread stores its consumer token before it waits for this thread to end (0 until
+/// then). A producer on this thread blocked on a lane that the joining thread consumes would
+/// otherwise wait for ever: it gives up with would_deadlock instead (joined_by_consumer).
+inline constinit thread_local const std::atomic<std::uint64_t>* this_thread_joiner = nullptr;
 
 /// True once this thread's reader_record_owner has been destroyed: the thread is exiting, and
 /// thread_local destructors that run after it (objects constructed before the thread's first
@@ -461,9 +469,11 @@ inline bool writer_barrier() noexcept {
     }
     record->blocked_consumer.store(consumer, std::memory_order_relaxed);
     record->blocked_wake.store(wake, std::memory_order_relaxed);
-    // release: the consumer and the wake word are visible to a writer that sees `blocked`
-    // (pairs with the acquire CAS in cancel_blocked).
-    record->blocked.store(block_state::blocked, std::memory_order_release);
+    record->blocked_joiner.store(this_thread_joiner, std::memory_order_relaxed);
+    // release: the consumer, the wake word and the joiner word are visible to a writer that
+    // sees `blocked` (pairs with the acquire CAS in cancel_blocked). seq_cst as well: ordered
+    // with the joiner's token in joined_by_consumer (see cancel_joined_wait).
+    record->blocked.store(block_state::blocked, std::memory_order_seq_cst);
     TIDINGS_SCHEDULE_POINT();
     return record;
 }
@@ -532,6 +542,38 @@ inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
     }
     // release: pairs with the acquire load in leave_blocked; we no longer touch the lane.
     record.blocked.store(block_state::canceled, std::memory_order_release);
+}
+
+/// Producer side, while blocked (after enter_blocked): true if the thread that is joining
+/// this one consumes the lane it waits on (`consumer`). Neither would ever end: the caller
+/// gives up with would_deadlock.
+[[nodiscard]] inline bool joined_by_consumer(std::uint64_t consumer) noexcept {
+    const std::atomic<std::uint64_t>* joiner = this_thread_joiner;
+    // seq_cst: after our seq_cst store of `blocked` (enter_blocked); the joiner stores its
+    // token, then loads `blocked`, both seq_cst (cancel_joined_wait). In the single total
+    // order, either its load follows our store (it sees us blocked and cancels us) or our
+    // load here follows its store (we see its token): never both missed.
+    return joiner != nullptr && consumer != 0 &&
+           joiner->load(std::memory_order_seq_cst) == consumer;
+}
+
+/// Joiner side, before waiting for the thread whose this_thread_joiner is `joiner` to end
+/// (a thread_executor's stop joining its worker): from now on that thread does not wait for
+/// space in a lane this thread consumes (joined_by_consumer), and a wait already begun is
+/// canceled here. `self` is this thread's consumer token (0: it consumes nothing).
+inline void cancel_joined_wait(std::atomic<std::uint64_t>& joiner, std::uint64_t self) noexcept {
+    if (self == 0) return;
+    // seq_cst: see joined_by_consumer.
+    joiner.store(self, std::memory_order_seq_cst);
+    for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
+         r = r->next) {
+        // seq_cst: see joined_by_consumer. Relaxed for the joiner word: stored before the
+        // `blocked` store we read (release), so it is the blocked wait's own.
+        if (r->blocked.load(std::memory_order_seq_cst) == block_state::blocked &&
+            r->blocked_joiner.load(std::memory_order_relaxed) == &joiner) {
+            cancel_blocked(*r, self);
+        }
+    }
 }
 
 /// cancel_blocked() on every record that wait_for_readers(tag, scope) has to wait for: a
