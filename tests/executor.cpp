@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -43,6 +44,10 @@ using tidings_test::lifetime_counter;
 
 struct note {
     int value = 0;
+};
+struct ask {
+    int value = 0;
+    using result_type = int;
 };
 struct tick {
     int producer = 0;
@@ -421,8 +426,10 @@ TEST_CASE("pending counts the queued tasks, from any thread", "[executor]") {
     CHECK(frame.pending() == 0);
 }
 
-TEST_CASE("the lane of a producer thread that exited is reused by the next producer thread",
-          "[executor]") {
+TEST_CASE(
+    "the lane of a producer thread that exited is reused by the next producer thread once "
+    "its events ran, and no new thread queues behind them",
+    "[executor]") {
     tidings::bus bus;
     manual_executor frame{lane_of(4, overflow::drop)};
     std::vector<tick> seen;
@@ -432,19 +439,33 @@ TEST_CASE("the lane of a producer thread that exited is reused by the next produ
         for (int i = 0; i < 3; ++i) first_queued += bus.publish(tick{1, i}).queued;
     }).join();
     CHECK(first_queued == 3);
+    CHECK(frame.core().lane_count() == 1);
+    // The first thread's lane still holds its events: the second thread gets a lane of its
+    // own (it would otherwise have only 1 slot left, and its events would follow another
+    // thread's, which a late publish of the first thread could then overtake).
     std::vector<publish_result> second;
     std::thread([&] {
         for (int i = 0; i < 2; ++i) second.push_back(bus.publish(tick{2, i}));
     }).join();
-    // The second thread took over the first one's lane, with its 3 tasks: 1 slot was left.
     REQUIRE(second.size() == 2);
     CHECK(second[0].queued == 1);
-    CHECK(second[1].dropped == 1);
-    CHECK(frame.run_pending() == 4);
-    REQUIRE(seen.size() == 4);
-    CHECK(seen[0].producer == 1);
-    CHECK(seen[2].seq == 2);
-    CHECK(seen[3].producer == 2);
+    CHECK(second[1].queued == 1);
+    CHECK(frame.core().lane_count() == 2);
+    CHECK(frame.run_pending() == 5);
+    REQUIRE(seen.size() == 5);
+    // Per-producer FIFO.
+    std::vector<int> first_seqs;
+    std::vector<int> second_seqs;
+    for (const tick& t : seen) (t.producer == 1 ? first_seqs : second_seqs).push_back(t.seq);
+    CHECK(first_seqs == std::vector<int>{0, 1, 2});
+    CHECK(second_seqs == std::vector<int>{0, 1});
+    // Both lanes are empty now: the next threads take them over instead of making new ones.
+    for (int round = 0; round < 10; ++round) {
+        std::thread([&] { bus.publish(tick{3, round}); }).join();
+        std::thread([&] { bus.publish(tick{4, round}); }).join();
+        CHECK(frame.run_pending() == 2);
+    }
+    CHECK(frame.core().lane_count() == 2);
 }
 
 // --- overflow policies ----------------------------------------------------------------------
@@ -1708,6 +1729,42 @@ TEST_CASE("a manual_executor that is never run keeps no dead bus alive",
     CHECK(retained.live() == 0);
     CHECK(frame.core().attachment_count() == 0);
     CHECK(frame.pending() == 0);
+}
+
+TEST_CASE(
+    "a dead bus that queued nothing is released at once although another bus's tasks are "
+    "queued",
+    "[executor][issue9][lifetime]") {
+    // Once, every non-empty lane was marked at a bus's shutdown, whoever had filled it: while
+    // one task of a long-lived bus waited, every short-lived bus was kept (~1.3 KB each).
+    manual_executor frame;
+    tidings::bus app;
+    std::vector<int> seen;
+    auto on_app = app.subscribe([&](const note& n) { seen.push_back(n.value); }, deliver_on(frame));
+    app.publish(note{7});
+    lifetime_counter retained;
+    for (int i = 0; i < 500; ++i) {
+        tidings::bus short_lived;
+        short_lived.retain<counted_event>(1);
+        short_lived.publish(counted_event{counted{retained}, i, {}});  // kept by the bus only
+        auto s = short_lived.subscribe([](const note&) {}, deliver_on(frame));
+        auto c = short_lived.handle([](const ask& a) { return a.value; }, deliver_on(frame));
+    }
+    CHECK(retained.live() == 0);
+    CHECK(frame.core().attachment_count() == 1);  // `app` alone
+    // A short-lived bus that queued a command is kept until the command ran.
+    std::future<int> answer;
+    {
+        tidings::bus short_lived;
+        auto c = short_lived.handle([](const ask& a) { return a.value * 2; }, deliver_on(frame));
+        answer = short_lived.send_async(ask{21});
+    }
+    CHECK(frame.core().attachment_count() == 2);
+    CHECK(frame.run_pending() == 2);
+    CHECK(frame.core().attachment_count() == 1);
+    CHECK(seen == std::vector<int>{7});
+    REQUIRE(answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    CHECK_THROWS(answer.get());  // its handler had left with its bus: the send is refused
 }
 
 TEST_CASE("a dead bus with tasks queued is kept until they have run, then released",

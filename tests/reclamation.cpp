@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <latch>
 #include <memory>
@@ -20,6 +21,8 @@
 #include <vector>
 
 namespace {
+
+using tidings_test::spin_until;
 
 struct line {
     int value = 0;
@@ -143,6 +146,111 @@ TEST_CASE("a queued publish from a thread_local destructor at thread exit is del
     }).join();
     CHECK(loop.run_pending() == 2);
     CHECK(loop.stats().queued == 6);
+}
+
+namespace {
+
+/// Runs `body` in a new thread with an exit_flusher constructed first and, between the
+/// destruction of the thread's lanes and the flusher's publishes, a pause: `lanes_gone` is
+/// counted down when the thread has let go of its lanes, and the flusher publishes only once
+/// `go_on` is. So another thread can act in that window.
+void exit_with_pause(tidings::bus& target, int flushes, const std::function<void()>& body,
+                     std::latch& lanes_gone, std::latch& go_on) {
+    struct pause {
+        std::latch* gone = nullptr;
+        std::latch* resume = nullptr;
+        ~pause() {
+            if (gone == nullptr) return;
+            gone->count_down();
+            resume->wait();
+        }
+    };
+    std::thread([&] {
+        flusher().target = &target;  // destroyed last
+        flusher().flushes = flushes;
+        thread_local pause paused;  // destroyed second
+        paused.gone = &lanes_gone;
+        paused.resume = &go_on;
+        body();  // the thread's lanes are made here: destroyed first
+    }).join();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "publishes from thread_local destructors at thread exit follow the thread's earlier "
+    "events, even when other threads start or exit meanwhile",
+    "[reclamation]") {
+    tidings::bus target;
+    tidings::manual_executor loop;
+    std::vector<int> seen;  // the loop (this thread) runs the handler
+    auto sub = target.subscribe<line>([&](const line& l) { seen.push_back(l.value); },
+                                      tidings::deliver_on(loop));
+    std::latch lanes_gone{1};
+    std::latch go_on{1};
+    std::latch other_may_exit{1};
+    std::jthread other;
+    // The flusher publishes 0, 1, 2 after the thread's own 100..149.
+    std::jthread exiting([&] {
+        exit_with_pause(
+            target, 3,
+            [&] {
+                for (int i = 100; i < 150; ++i) target.publish(line{i});
+            },
+            lanes_gone, go_on);
+    });
+    lanes_gone.wait();
+    // In the window: a thread that exited (its lane, newer than the exiting thread's, is
+    // abandoned with events in it), and a thread that starts and publishes (it must not take
+    // the exiting thread's lane, which still holds events, and queue in it).
+    std::thread([&] { target.publish(line{200}); }).join();
+    other = std::jthread([&] {
+        target.publish(line{300});
+        other_may_exit.wait();
+    });
+    spin_until([&] { return loop.pending() == 52; });
+    go_on.count_down();
+    exiting.join();
+    other_may_exit.count_down();
+    other.join();
+
+    CHECK(loop.run_pending() == 55);
+    // The exiting thread's events in the order it published them; the others anywhere.
+    std::vector<int> exiting_thread;
+    for (int value : seen) {
+        if (value < 200) exiting_thread.push_back(value);
+    }
+    std::vector<int> expected;
+    for (int i = 100; i < 150; ++i) expected.push_back(i);
+    for (int i = 0; i < 3; ++i) expected.push_back(i);
+    CHECK(exiting_thread == expected);
+}
+
+TEST_CASE(
+    "a thread_local destructor at thread exit may publish to any number of executors in one "
+    "publish",
+    "[reclamation]") {
+    // The exit path once kept at most 8 lanes per dispatch and threw std::length_error (from a
+    // destructor: std::terminate) for the ninth executor.
+    tidings::bus target;
+    constexpr int executors = 12;
+    std::vector<std::unique_ptr<tidings::manual_executor>> loops;
+    std::vector<tidings::subscription> subs;
+    std::atomic<int> seen{0};
+    for (int i = 0; i < executors; ++i) {
+        loops.push_back(std::make_unique<tidings::manual_executor>());
+        subs.push_back(target.subscribe<line>([&](const line&) { seen.fetch_add(1); },
+                                              tidings::deliver_on(*loops.back())));
+    }
+    std::thread([&] {
+        flusher().target = &target;
+        flusher().flushes = 2;
+        target.publish(line{});
+    }).join();
+    std::size_t ran = 0;
+    for (auto& loop : loops) ran += loop->run_pending();
+    CHECK(ran == 3U * executors);
+    CHECK(seen.load() == 3 * executors);
 }
 
 TEST_CASE(

@@ -310,6 +310,7 @@ private:
     template <class Arg>
     std::future<result_type> enqueue(node_type& handler, Arg&& command) {
         std::future<result_type> result;
+        this->note_queued();
         const bool queued = handler.executor->push([&](task_slot& slot) -> bool {
             constexpr bool in_slot =
                 sizeof(command_task<Command, Threading, true>) <= task_slot::storage_size &&

@@ -99,7 +99,7 @@ namespace detail {
 /// One producer thread's lane into one executor. Fields are grouped by writer so that the
 /// producer's per-event writes never share a cache line with what the consumer reads.
 struct lane {
-    explicit lane(std::size_t capacity) : ring(capacity) {}
+    lane(std::size_t capacity, std::uint64_t executor_id) : ring(capacity), owner_id(executor_id) {}
 
     task_ring ring;
     /// Producer-owned counters (single writer, relaxed; read by stats()).
@@ -107,8 +107,12 @@ struct lane {
     std::atomic<std::uint64_t> heap_events{0};
     /// Owned by the executor and by the producer thread's lane cache; the last one frees it.
     std::atomic<std::uint32_t> owners{2};
-    /// The producer thread exited; a new producer may take the lane over.
-    std::atomic<bool> abandoned{false};
+    /// 0 while a producer owns the lane; once its producer thread let go of it (at exit), a
+    /// ticket no other abandonment ever had, so that a taker's compare-exchange fails if the
+    /// lane changed hands meanwhile (see executor_core::adopt_lane).
+    std::atomic<std::uint64_t> abandoned{0};
+    /// The thread token of the producer that abandoned it last (valid while `abandoned`).
+    std::atomic<std::uint64_t> last_owner{0};
     /// The executor is gone; the producer's cache drops the lane on its next look-up.
     std::atomic<bool> executor_gone{false};
     /// A producer sleeps on `space` waiting for the consumer to free a slot.
@@ -119,12 +123,17 @@ struct lane {
     /// Immutable once the lane is published in the executor's list.
     lane* next = nullptr;
     /// The id of the executor that owns the lane (for the exit lanes' look-up).
-    std::uint64_t owner_id = 0;
+    const std::uint64_t owner_id;
+    /// Owned by the producer thread: its next lane taken during its exit (see exit_lanes).
+    lane* next_exit_lane = nullptr;
 
     void release() noexcept {
         // acq_rel: the other owner's last use happens before the deletion.
         if (owners.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
+
+    /// Producer: lets go of the lane (its thread is exiting), then drops its reference.
+    void abandon(std::uint64_t producer_token) noexcept;
 };
 
 class executor_core;
@@ -153,31 +162,9 @@ struct thread_lanes {
 /// queued publish) may still publish. Trivially destructible, so readable during the exit.
 inline constinit thread_local bool this_thread_lanes_gone = false;
 
-/// The lanes such a late publish took (see executor_core::exit_lane): given back when its
-/// dispatch ends, through request_exit_cleanup.
-inline constexpr std::size_t exit_lane_slots = 8;
-inline constinit thread_local lane* exit_lanes[exit_lane_slots]{};
-
-inline void release_exit_lanes() noexcept {
-    for (lane_cache_entry& way : lane_cache) way = {};
-    for (lane*& taken : exit_lanes) {
-        if (taken == nullptr) continue;
-        // release: our pushes happen before a new owner's (pairs with its acquire CAS).
-        taken->abandoned.store(true, std::memory_order_release);
-        taken->release();
-        taken = nullptr;
-    }
-}
-
-inline thread_lanes::~thread_lanes() {
-    this_thread_lanes_gone = true;
-    for (lane_cache_entry& way : lane_cache) way = {};
-    for (const lane_cache_entry& entry : entries) {
-        // release: our last pushes happen before a new owner's (pairs with its acquire CAS).
-        entry.cached->abandoned.store(true, std::memory_order_release);
-        entry.cached->release();
-    }
-}
+/// The lanes such a late publish took (see executor_core::exit_lane), linked through
+/// lane::next_exit_lane: given back when its dispatch ends, through request_exit_cleanup.
+inline constinit thread_local lane* exit_lanes = nullptr;
 
 inline thread_local thread_lanes this_thread_lanes;
 
@@ -199,6 +186,35 @@ inline constinit thread_local std::uint64_t this_thread_token_value = 0;
         this_thread_token_value = token;
     }
     return token;
+}
+
+/// Unique tickets for lane::abandoned (0 means owned).
+inline constinit std::atomic<std::uint64_t> next_abandon_ticket{1};
+
+inline void lane::abandon(std::uint64_t producer_token) noexcept {
+    last_owner.store(producer_token, std::memory_order_relaxed);  // published by the release
+    // release: our pushes (and `last_owner`) happen before a new owner's use (pairs with
+    // its acquire CAS in adopt_lane). relaxed ticket: tickets only need to be distinct.
+    abandoned.store(next_abandon_ticket.fetch_add(1, std::memory_order_relaxed),
+                    std::memory_order_release);
+    release();
+}
+
+inline void release_exit_lanes() noexcept {
+    for (lane_cache_entry& way : lane_cache) way = {};
+    const std::uint64_t self = this_thread_token();
+    while (lane* taken = exit_lanes) {
+        exit_lanes = taken->next_exit_lane;
+        taken->next_exit_lane = nullptr;
+        taken->abandon(self);
+    }
+}
+
+inline thread_lanes::~thread_lanes() {
+    this_thread_lanes_gone = true;
+    for (lane_cache_entry& way : lane_cache) way = {};
+    const std::uint64_t self = this_thread_token();
+    for (const lane_cache_entry& entry : entries) entry.cached->abandon(self);
 }
 
 /// Reports a misuse that cannot be reported by an exception (a destructor) and ends the
@@ -527,9 +543,10 @@ public:
     }
 
     /// A bus shut down, after its grace period: releases it now if none of its tasks can be
-    /// queued any more, else once the consumer has passed them. The caller keeps the bus
-    /// alive through this call (the executor's reference may be dropped inside it).
-    void bus_shut_down(executor_client& client) noexcept {
+    /// queued any more (at once if it never queued a task, `queued_any` false), else once the
+    /// consumer has passed them. The caller keeps the bus alive through this call (the
+    /// executor's reference may be dropped inside it).
+    void bus_shut_down(executor_client& client, bool queued_any) noexcept {
         std::list<attachment> released;  // destroyed after the lock
         std::lock_guard lock{attach_mutex_};
         const auto found = live_.find(&client);
@@ -540,8 +557,8 @@ public:
         try {
             // Lanes created after this load cannot hold a task of this bus: its publishes
             // are over, and each one's lane was linked (release CAS) before it pushed.
-            for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
-                 current = current->next) {
+            lane* const first = queued_any ? lanes_.load(std::memory_order_acquire) : nullptr;
+            for (lane* current = first; current != nullptr; current = current->next) {
                 const std::uint64_t end = current->ring.produced();
                 TIDINGS_SCHEDULE_POINT();  // the consumer may pass the end meanwhile
                 if (current->ring.consumed() < end) where->marks.push_back({current, end});
@@ -603,6 +620,16 @@ public:
     [[nodiscard]] std::size_t attachment_count() noexcept {
         std::lock_guard lock{attach_mutex_};
         return attached_.size() + retired_.size() + pinned_.size();
+    }
+
+    /// For tests: how many lanes the executor has (producer threads it has ever had at once).
+    [[nodiscard]] std::size_t lane_count() const noexcept {
+        std::size_t count = 0;
+        for (const lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            ++count;
+        }
+        return count;
     }
 
     /// True when the calling thread is this executor's consumer.
@@ -774,46 +801,56 @@ private:
 
     /// A lane for a publish made after this thread's thread_lanes was destroyed (from a
     /// thread_local destructor at thread exit): taken for the current dispatch only, and
-    /// abandoned when it ends, so the consumer still runs its tasks.
-    /// @throws std::length_error past exit_lane_slots executors in one such dispatch.
+    /// abandoned when it ends, so the consumer still runs its tasks. It is the lane that
+    /// holds this thread's earlier tasks if no other thread has taken it (adopt_lane), so
+    /// the late events follow the earlier ones (per-producer FIFO).
     [[gnu::noinline]] lane& exit_lane(lane_cache_entry& way) {
         if (!in_read_section()) {
             // Every push runs in a dispatch; without one the lane could not be given back.
             throw std::logic_error("tidings: an executor push outside a dispatch at thread exit");
         }
-        for (lane* taken : exit_lanes) {
-            if (taken != nullptr && taken->owner_id == id_) {
+        for (lane* taken = exit_lanes; taken != nullptr; taken = taken->next_exit_lane) {
+            if (taken->owner_id == id_) {
                 way = {id_, taken};
                 return *taken;
             }
         }
-        for (lane*& slot : exit_lanes) {
-            if (slot != nullptr) continue;
-            slot = adopt_lane();
-            slot->owner_id = id_;
-            request_exit_cleanup(&release_exit_lanes);
-            way = {id_, slot};
-            return *slot;
-        }
-        throw std::length_error(
-            "tidings: a thread publishing during its exit reached more than 8 executors in one "
-            "dispatch");
+        lane* taken = adopt_lane(this_thread_token());
+        taken->next_exit_lane = exit_lanes;
+        exit_lanes = taken;
+        request_exit_cleanup(&release_exit_lanes);
+        way = {id_, taken};
+        return *taken;
     }
 
-    /// A lane for a new producer thread: an abandoned one if any, else a new one.
-    lane* adopt_lane() {
-        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
-             current = current->next) {
-            bool abandoned = true;
-            // acquire: pairs with the release store of its previous producer at thread exit.
-            if (current->abandoned.load(std::memory_order_relaxed) &&
-                current->abandoned.compare_exchange_strong(abandoned, false,
-                                                           std::memory_order_acquire)) {
-                current->owners.fetch_add(1, std::memory_order_relaxed);  // we hold the other
-                return current;
+    /// A lane for a producer thread: an abandoned one if any may be taken, else a new one.
+    /// Another thread's abandoned lane is taken only once it is empty: the consumer has run
+    /// all it holds, so nothing published later by that thread (from a thread_local
+    /// destructor at exit, exit_lane) can run before it. The lane that `self` abandoned itself
+    /// is taken back whatever it holds: new tasks queue behind its old ones.
+    lane* adopt_lane(std::uint64_t self = 0) {
+        lane* const first = lanes_.load(std::memory_order_acquire);
+        for (int pass = self != 0 ? 0 : 1; pass < 2; ++pass) {
+            for (lane* current = first; current != nullptr; current = current->next) {
+                // acquire: pairs with the release store of its previous producer at exit, so
+                // `last_owner` and the ring's final tail are visible.
+                std::uint64_t ticket = current->abandoned.load(std::memory_order_acquire);
+                if (ticket == 0) continue;
+                if (pass == 0) {
+                    if (current->last_owner.load(std::memory_order_relaxed) != self) continue;
+                } else if (current->ring.consumed() < current->ring.produced()) {
+                    continue;
+                }
+                // acquire: as above. The ticket is unique: the exchange fails if the lane was
+                // taken (and perhaps abandoned again, with new tasks) since we read it.
+                if (current->abandoned.compare_exchange_strong(ticket, 0,
+                                                               std::memory_order_acquire)) {
+                    current->owners.fetch_add(1, std::memory_order_relaxed);  // we hold the other
+                    return current;
+                }
             }
         }
-        auto* created = new lane(options_.capacity);
+        auto* created = new lane(options_.capacity, id_);
         lane* head = lanes_.load(std::memory_order_relaxed);
         do {
             created->next = head;

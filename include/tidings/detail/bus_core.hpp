@@ -265,7 +265,11 @@ public:
         std::lock_guard lock{mutex_};
         // Under our mutex, so that an executor being destroyed (which must take it in
         // detach_executor) is still alive while we call it.
-        for (executor_core* executor : executors_) executor->bus_shut_down(*this);
+        bool queued_any = false;
+        for (const channel_record* record = records_; record != nullptr; record = record->next) {
+            queued_any = queued_any || record->channel->queued_any();
+        }
+        for (executor_core* executor : executors_) executor->bus_shut_down(*this, queued_any);
         executors_.clear();
     }
 

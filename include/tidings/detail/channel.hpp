@@ -165,6 +165,25 @@ public:
     /// What this channel's read sections and retired objects name as their scope
     /// (detail/epoch.hpp): an unsubscribe waits only for the dispatches of its channel.
     [[nodiscard]] const void* scope_id() const noexcept { return this; }
+
+    /// Whether a task of this channel was ever queued to an executor. Read by the bus's
+    /// shutdown after its grace period (every publish has ended, and happens before it): a
+    /// bus that never queued anything leaves no task behind and is released at once.
+    [[nodiscard]] bool queued_any() const noexcept {
+        return queued_any_.load(std::memory_order_relaxed);
+    }
+
+protected:
+    /// Before queuing a task. Stores only once, so the line stays shared between publishers.
+    void note_queued() noexcept {
+        // relaxed: read after the bus's grace period, which orders it (see queued_any).
+        if (!queued_any_.load(std::memory_order_relaxed)) {
+            queued_any_.store(true, std::memory_order_relaxed);
+        }
+    }
+
+private:
+    std::atomic<bool> queued_any_{false};
 };
 
 /// An executor that some queued subscribers of a channel deliver on.
@@ -519,6 +538,7 @@ public:
                        const std::vector<Event>& events, std::uint64_t& accepted) {
         // stop() waits for pushes in one
         typename domain_type::read_section section{domain_, this->scope_id()};
+        this->note_queued();
         for (const Event& event : events) {
             const bool queued = executor.push([&](task_slot& slot) -> bool {
                 constexpr bool in_slot =
@@ -907,6 +927,7 @@ private:
     template <class Arg>
     bool push(executor_core& executor, Arg&& event, std::uint64_t max_id,
               std::uint32_t recipients) {
+        this->note_queued();
         return executor.push([&](task_slot& slot) -> bool {
             constexpr bool in_slot = fits_in_slot<Event, Threading>;
             using task = delivery_task<Event, Threading, in_slot>;
