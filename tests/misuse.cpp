@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "child_process.hpp"
+#include "test_support.hpp"
+
+#include <csignal>
 #include <stdexcept>
 
 namespace {
@@ -69,4 +73,91 @@ TEST_CASE("a publisher of a single_threaded_bus names its threading policy", "[m
     const tidings::publisher<order_placed, tidings::single_thread> orders{bus};
     orders.publish(order_placed{1});
     CHECK(seen == 1);
+}
+
+// --- misuse that ends the process ------------------------------------------------------------
+// Destroying a bus (or an observable) from inside its own inline dispatch frees what the
+// dispatch still runs on: a use-after-free, undetected before. It now ends the process with a
+// `tidings:` message, in every build; the same destruction from a queued handler is allowed
+// (the executor keeps the bus alive until the task ends).
+
+namespace {
+
+constexpr const char* own_dispatch_message =
+    "tidings: a bus was destroyed inside one of its own handlers";
+
+}  // namespace
+
+TEST_CASE("a bus destroyed inside one of its own inline handlers ends the process with a message",
+          "[misuse][lifetime]") {
+    if (tidings_test::under_tsan) return;  // fork() in a threaded process: not under TSan
+    SECTION("its handler, directly") {
+        const auto outcome = tidings_test::run_in_child([] {
+            auto* bus = new tidings::bus;
+            auto s = bus->subscribe<order_placed>([&](const order_placed&) { delete bus; });
+            bus->publish(order_placed{1});
+        });
+        CHECK(outcome.signal == SIGABRT);
+        INFO(outcome.err);
+        CHECK(tidings_test::contains(outcome.err, own_dispatch_message));
+    }
+    SECTION("its inline handler, inside a queued handler of another bus") {
+        const auto outcome = tidings_test::run_in_child([] {
+            tidings::manual_executor loop;
+            tidings::bus other;
+            auto* bus = new tidings::bus;
+            auto inner = bus->subscribe<order_placed>([&](const order_placed&) { delete bus; });
+            auto outer = other.subscribe<order_placed>(
+                [&](const order_placed& e) { bus->publish(e); }, tidings::deliver_on(loop));
+            other.publish(order_placed{1});
+            loop.run_pending();
+        });
+        CHECK(outcome.signal == SIGABRT);
+        INFO(outcome.err);
+        CHECK(tidings_test::contains(outcome.err, own_dispatch_message));
+    }
+    SECTION("an observable, in one of its own inline observers") {
+        const auto outcome = tidings_test::run_in_child([] {
+            auto* value = new tidings::observable<int>{0};
+            auto o = value->observe([&](const int& v) {
+                if (v == 1) delete value;
+            });
+            value->set(1);
+        });
+        CHECK(outcome.signal == SIGABRT);
+        INFO(outcome.err);
+        CHECK(tidings_test::contains(outcome.err, own_dispatch_message));
+    }
+}
+
+TEST_CASE(
+    "a bus may be destroyed inside a queued handler of its own, or inside a handler of "
+    "another bus",
+    "[misuse][lifetime]") {
+    int calls = 0;
+    SECTION("its own queued handler") {
+        tidings::manual_executor loop;
+        auto* bus = new tidings::bus;
+        auto s = bus->subscribe<order_placed>(
+            [&](const order_placed&) {
+                ++calls;
+                delete bus;
+            },
+            tidings::deliver_on(loop));
+        bus->publish(order_placed{1});
+        CHECK(loop.run_pending() == 1);
+        CHECK_FALSE(s.connected());
+    }
+    SECTION("an inline handler of another bus") {
+        tidings::bus other;
+        auto* bus = new tidings::bus;
+        auto s = bus->subscribe<order_placed>([&](const order_placed&) { ++calls; });
+        auto t = other.subscribe<order_placed>([&](const order_placed&) {
+            ++calls;
+            delete bus;
+        });
+        other.publish(order_placed{1});
+        CHECK_FALSE(s.connected());
+    }
+    CHECK(calls == 1);
 }

@@ -252,6 +252,12 @@ public:
     /// still hold tasks of this bus release it once those are gone (the tasks find no
     /// subscriber and count as cancelled).
     void shutdown() noexcept {
+        if (domain_.in_own_inline_dispatch()) {
+            fatal_misuse(
+                "a bus was destroyed inside one of its own handlers (or an observable inside "
+                "one of its own observers) while that dispatch is still running on this "
+                "thread; destroy it after the publish returns, or from a queued handler");
+        }
         {
             std::lock_guard lock{mutex_};
             if (shut_down_) return;

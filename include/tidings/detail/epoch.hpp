@@ -39,6 +39,7 @@
 
 #include <tidings/config.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -638,6 +639,26 @@ public:
     epoch_domain(const epoch_domain&) = delete;
     epoch_domain& operator=(const epoch_domain&) = delete;
     ~epoch_domain() { reclaim_list(take_reclaimable(std::numeric_limits<std::uint64_t>::max())); }
+
+    /// True when the calling thread is inside an inline dispatch of this domain's bus that no
+    /// queued delivery of the same bus encloses: the bus must not be destroyed now, as that
+    /// dispatch still uses it. (A queued delivery's executor keeps its bus alive until the
+    /// task ends, and every deeper level ends before it.) Dispatches nested deeper than
+    /// scope_depth are not described, and not detected.
+    [[nodiscard]] bool in_own_inline_dispatch() const noexcept {
+        const reader_record* record = this_thread_record;
+        if (record == nullptr) return false;
+        // relaxed: the calling thread's own record, read by the thread that writes it.
+        const std::uint32_t depth =
+            std::min(record->nesting.load(std::memory_order_relaxed), scope_depth);
+        for (std::uint32_t level = 0; level < depth; ++level) {
+            if (record->scope_bus[level].load(std::memory_order_relaxed) != this) continue;
+            // An executor's batch (reads_nothing) right outside: a queued delivery.
+            return level == 0 || record->scope_bus[level - 1].load(std::memory_order_relaxed) !=
+                                     reads_nothing.bus;
+        }
+        return false;
+    }
 
     /// Retires an object already unlinked from every snapshot; returns its tag. `scope` is
     /// the channel whose readers may still hold it (null: unknown, any channel of the bus).

@@ -72,6 +72,8 @@ public:
 
     [[nodiscard]] std::size_t pending() const noexcept { return count_; }
     [[nodiscard]] bool in_dispatch() const noexcept { return depth_ != 0; }
+    /// Not tracked in one thread (an inline dispatch and a queued one look alike here).
+    [[nodiscard]] static bool in_own_inline_dispatch() noexcept { return false; }
     [[nodiscard]] static std::uint64_t oldest_epoch() noexcept { return 0; }
     static void wait(std::uint64_t /*tag*/, const void* /*scope*/) noexcept {}
 
