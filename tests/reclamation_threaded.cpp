@@ -466,6 +466,50 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a loop thread that stops a thread executor that another thread is stopping too gets the "
+    "worker's publishes into the loop's full queue canceled",
+    "[reclamation][threaded]") {
+    // Another thread, which runs no executor, stops the worker first and waits in its join;
+    // the loop's stop then waits for that one. Before the fix, only the thread holding the
+    // stop's mutex could cancel the worker's wait, and the loop waited for the mutex for ever.
+    tidings::manual_executor loop{tiny_blocking_lane()};  // this thread is its loop
+    tidings::bus events;
+    events.set_error_policy(tidings::error_policy::report);
+    std::atomic<int> deadlock_reports{0};
+    events.set_error_handler([&](const tidings::handler_error& error) {
+        try {
+            std::rethrow_exception(error.exception);
+        } catch (const tidings::would_deadlock&) {
+            deadlock_reports.fetch_add(1);
+        } catch (...) {
+        }
+    });
+    tidings::thread_executor worker;
+    std::atomic<int> forwarding{0};
+    auto on_loop = events.subscribe<tock>([](const tock&) {}, tidings::deliver_on(loop));
+    auto on_worker = events.subscribe<tick>(
+        [&](const tick& t) {
+            if (t.value == 0) {
+                // Hold the worker until the other thread's stop has stopped accepting: the
+                // forwards below then run in the stop's drain.
+                spin_until([&] { return !worker.core().accepting(); });
+                return;
+            }
+            forwarding.fetch_add(1);
+            events.publish(tock{t.value});
+        },
+        tidings::deliver_on(worker));
+    for (int i = 0; i <= 3; ++i) events.publish(tick{i});
+    std::jthread other_stopper([&] { worker.stop(); });
+    // Two forwards fill the loop's queue; the third blocks.
+    spin_until([&] { return forwarding.load() == 3 && loop.pending() == 2; });
+    worker.stop();
+    other_stopper.join();
+    CHECK(loop.run_pending() == 2);
+    CHECK(deadlock_reports.load() == 1);
+}
+
+TEST_CASE(
     "subscriber_count while another thread subscribes and unsubscribes reads no freed "
     "snapshot",
     "[reclamation][threaded]") {

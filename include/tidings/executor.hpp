@@ -1163,6 +1163,11 @@ public:
                 "tidings: an executor cannot be stopped from inside a handler: the stop waits "
                 "for running publishes, and this thread is running one");
         }
+        // From here until the join returns (waiting for another stopper's join included), the
+        // worker does not wait for space in a full queue that this thread consumes: its drain
+        // may publish, with overflow::block, into a frame loop's queue while the loop stops it.
+        // Such a publish gets would_deadlock instead.
+        const detail::joining_mark joining{this, detail::this_thread_consumer_token};
         std::lock_guard lock{stop_mutex_};
         if (!worker_.joinable()) return 0;
         // Before stop_accepting, whose release store publishes it: from now on the worker
@@ -1175,10 +1180,6 @@ public:
         // happen before the worker's final drain (pairs with its acquire load).
         stopping_.store(true, std::memory_order_release);
         core_->wake_consumer();
-        // The drain may publish, with overflow::block, into a full queue that this thread
-        // consumes (a frame loop stopping a worker that forwards to the loop): such a wait
-        // is canceled with would_deadlock rather than left to wait for this join.
-        detail::cancel_joined_wait(joiner_, detail::this_thread_consumer_token);
         worker_.join();
         return core_->stats().discarded - discarded_before;  // std::uint64_t is std::size_t
     }
@@ -1198,7 +1199,7 @@ public:
 private:
     void run(detail::executor_core& core) noexcept {
         worker_token_.store(detail::this_thread_token(), std::memory_order_relaxed);  // see stop
-        detail::this_thread_joiner = &joiner_;  // outlives the thread: stop() joins it
+        detail::this_thread_joined_as = this;  // see stop(); outlives the thread
         core.set_consumer_thread();
         bool idle = false;
         auto idle_since = std::chrono::steady_clock::now();
@@ -1236,7 +1237,6 @@ private:
     std::atomic<stop_mode> mode_{stop_mode::drain};
     std::mutex stop_mutex_;
     std::atomic<std::uint64_t> worker_token_{0};  // the worker's this_thread_token()
-    std::atomic<std::uint64_t> joiner_{0};        // the stopping thread's consumer token (stop)
     std::jthread worker_;  // after the members run() uses: starts once they are constructed
     // Read by stop() without the mutex (worker_.get_id() would race with another stop's join).
     const std::thread::id worker_id_;

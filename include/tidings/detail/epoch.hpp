@@ -119,8 +119,12 @@ struct alignas(cache_line_size) reader_record {
     std::atomic<block_state> blocked{block_state::none};
     std::atomic<std::uint64_t> blocked_consumer{0};
     std::atomic<std::atomic<std::uint32_t>*> blocked_wake{nullptr};
-    /// The blocked thread's this_thread_joiner: a thread that joins it finds it by this.
-    std::atomic<const std::atomic<std::uint64_t>*> blocked_joiner{nullptr};
+    /// The blocked thread's this_thread_joined_as: a thread that joins it finds it by this.
+    std::atomic<const void*> blocked_joined_as{nullptr};
+    /// While this thread waits for a thread whose this_thread_joined_as is `joining` to end
+    /// (a thread_executor's stop), with `joining_token` its own consumer token (joining_mark).
+    std::atomic<const void*> joining{nullptr};
+    std::atomic<std::uint64_t> joining_token{0};
     reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
 static_assert(offsetof(reader_record, in_use) == 2 * cache_line_size,
@@ -152,11 +156,11 @@ inline constinit thread_local reader_record* this_thread_record = nullptr;
 /// the consumer a blocked producer waits for.
 inline constinit thread_local std::uint64_t this_thread_consumer_token = 0;
 
-/// For a thread that another thread joins (a thread_executor's worker): the word in which the
-/// joining thread stores its consumer token before it waits for this thread to end (0 until
-/// then). A producer on this thread blocked on a lane that the joining thread consumes would
-/// otherwise wait for ever: it gives up with would_deadlock instead (joined_by_consumer).
-inline constinit thread_local const std::atomic<std::uint64_t>* this_thread_joiner = nullptr;
+/// For a thread that other threads join (a thread_executor's worker): what they name when they
+/// wait for it to end (its executor), or null. A producer on this thread blocked on a lane that
+/// such a waiting thread consumes would otherwise wait for ever: it gives up with
+/// would_deadlock instead (joined_by_consumer, joining_mark).
+inline constinit thread_local const void* this_thread_joined_as = nullptr;
 
 /// True once this thread's reader_record_owner has been destroyed: the thread is exiting, and
 /// thread_local destructors that run after it (objects constructed before the thread's first
@@ -470,10 +474,10 @@ inline bool writer_barrier() noexcept {
     }
     record->blocked_consumer.store(consumer, std::memory_order_relaxed);
     record->blocked_wake.store(wake, std::memory_order_relaxed);
-    record->blocked_joiner.store(this_thread_joiner, std::memory_order_relaxed);
-    // release: the consumer, the wake word and the joiner word are visible to a writer that
+    record->blocked_joined_as.store(this_thread_joined_as, std::memory_order_relaxed);
+    // release: the consumer, the wake word and what joins us are visible to a writer that
     // sees `blocked` (pairs with the acquire CAS in cancel_blocked). seq_cst as well: ordered
-    // with the joiner's token in joined_by_consumer (see cancel_joined_wait).
+    // with a joining thread's mark (see joined_by_consumer).
     record->blocked.store(block_state::blocked, std::memory_order_seq_cst);
     TIDINGS_SCHEDULE_POINT();
     return record;
@@ -545,37 +549,68 @@ inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
     record.blocked.store(block_state::canceled, std::memory_order_release);
 }
 
-/// Producer side, while blocked (after enter_blocked): true if the thread that is joining
-/// this one consumes the lane it waits on (`consumer`). Neither would ever end: the caller
-/// gives up with would_deadlock.
+/// Producer side, while blocked (after enter_blocked): true if a thread that waits for this
+/// one to end (joining_mark) consumes the lane it waits on (`consumer`). Neither would ever
+/// end: the caller gives up with would_deadlock. Scans the records: a blocked path only.
 [[nodiscard]] inline bool joined_by_consumer(std::uint64_t consumer) noexcept {
-    const std::atomic<std::uint64_t>* joiner = this_thread_joiner;
-    // seq_cst: after our seq_cst store of `blocked` (enter_blocked); the joiner stores its
-    // token, then loads `blocked`, both seq_cst (cancel_joined_wait). In the single total
-    // order, either its load follows our store (it sees us blocked and cancels us) or our
-    // load here follows its store (we see its token): never both missed.
-    return joiner != nullptr && consumer != 0 &&
-           joiner->load(std::memory_order_seq_cst) == consumer;
-}
-
-/// Joiner side, before waiting for the thread whose this_thread_joiner is `joiner` to end
-/// (a thread_executor's stop joining its worker): from now on that thread does not wait for
-/// space in a lane this thread consumes (joined_by_consumer), and a wait already begun is
-/// canceled here. `self` is this thread's consumer token (0: it consumes nothing).
-inline void cancel_joined_wait(std::atomic<std::uint64_t>& joiner, std::uint64_t self) noexcept {
-    if (self == 0) return;
-    // seq_cst: see joined_by_consumer.
-    joiner.store(self, std::memory_order_seq_cst);
-    for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
+    const void* joined_as = this_thread_joined_as;
+    if (joined_as == nullptr || consumer == 0) return false;
+    for (const reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
          r = r->next) {
-        // seq_cst: see joined_by_consumer. Relaxed for the joiner word: stored before the
-        // `blocked` store we read (release), so it is the blocked wait's own.
-        if (r->blocked.load(std::memory_order_seq_cst) == block_state::blocked &&
-            r->blocked_joiner.load(std::memory_order_relaxed) == &joiner) {
-            cancel_blocked(*r, self);
+        // seq_cst: after our seq_cst store of `blocked` (enter_blocked); a joining thread
+        // stores its mark, then loads `blocked`, both seq_cst (joining_mark). In the single
+        // total order, either its load follows our store (it sees us blocked and cancels us)
+        // or our load here follows its store (we see its mark): never both missed. The token
+        // is stored before the mark (release), so it is the mark's own.
+        if (r->joining.load(std::memory_order_seq_cst) == joined_as &&
+            r->joining_token.load(std::memory_order_relaxed) == consumer) {
+            return true;
         }
     }
+    return false;
 }
+
+/// @brief Held by a thread while it waits for the threads whose this_thread_joined_as is
+/// `joined` to end (a thread_executor's stop, from before it may wait for another stopper
+/// until its join returns). Meanwhile such a thread does not wait for space in a lane this
+/// thread consumes (joined_by_consumer), and a wait already begun is canceled here. Any
+/// number of threads may hold one for the same executor. Without a consumer token, or if no
+/// record can be allocated for this thread, it does nothing (nothing to protect, or no way to).
+class joining_mark {
+public:
+    joining_mark(const void* joined, std::uint64_t self) noexcept {
+        if (self == 0 || !try_register_this_thread()) return;
+        record_ = this_thread_record;
+        previous_ = record_->joining.load(std::memory_order_relaxed);  // only we write it
+        previous_token_ = record_->joining_token.load(std::memory_order_relaxed);
+        record_->joining_token.store(self, std::memory_order_relaxed);  // see joined_by_consumer
+        // seq_cst: see joined_by_consumer.
+        record_->joining.store(joined, std::memory_order_seq_cst);
+        for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
+             r = r->next) {
+            // seq_cst: see joined_by_consumer. Relaxed for `blocked_joined_as`: stored before
+            // the `blocked` we read (release).
+            if (r->blocked.load(std::memory_order_seq_cst) == block_state::blocked &&
+                r->blocked_joined_as.load(std::memory_order_relaxed) == joined) {
+                cancel_blocked(*r, self);
+            }
+        }
+    }
+    ~joining_mark() {
+        if (record_ == nullptr) return;
+        // relaxed: a producer that still reads the mark only gives up a wait that could not
+        // have ended anyway before our join returned.
+        record_->joining.store(previous_, std::memory_order_relaxed);
+        record_->joining_token.store(previous_token_, std::memory_order_relaxed);
+    }
+    joining_mark(const joining_mark&) = delete;
+    joining_mark& operator=(const joining_mark&) = delete;
+
+private:
+    reader_record* record_ = nullptr;
+    const void* previous_ = nullptr;
+    std::uint64_t previous_token_ = 0;
+};
 
 /// cancel_blocked() on every record that wait_for_readers(tag, scope) has to wait for: a
 /// producer blocked on a lane this thread consumes would otherwise never end its dispatch.
