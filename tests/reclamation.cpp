@@ -254,6 +254,29 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a thread_executor destroyed at thread exit after the thread's record was given back "
+    "leaks no record",
+    "[reclamation]") {
+    // Its stop once claimed a record for the exiting thread outside any dispatch, which was
+    // then never given back: one record per such thread, and writers paid for them for ever.
+    tidings::bus target;
+    enter_a_dispatch();
+    const std::uint32_t before = records_in_use();
+    std::size_t ran = 0;
+    for (int i = 0; i < 10; ++i) {
+        std::thread([&] {
+            thread_local tidings::thread_executor worker;  // destroyed after the record owner
+            tidings::manual_executor loop;                 // this thread consumes: a token
+            auto s = target.subscribe<line>([](const line&) {}, tidings::deliver_on(loop));
+            target.publish(line{});  // the thread's record is made now, after the worker
+            ran += loop.run_pending();
+        }).join();
+    }
+    CHECK(ran == 10);
+    CHECK(records_in_use() == before);
+}
+
+TEST_CASE(
     "a thread's first publish that cannot allocate its record throws bad_alloc and "
     "delivers nothing",
     "[reclamation]") {

@@ -510,6 +510,81 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a loop thread that never published stops a thread executor whose drain blocks on its "
+    "full queue, and gets those publishes canceled",
+    "[reclamation][threaded]") {
+    // The loop thread has no reader record of its own (it has run no dispatch), so its stop's
+    // mark lives in the executor's join point; it once allocated a record there instead (and
+    // hung when that failed, or leaked it at thread exit).
+    tidings::bus events;
+    events.set_error_policy(tidings::error_policy::report);
+    std::atomic<int> deadlock_reports{0};
+    events.set_error_handler([&](const tidings::handler_error& error) {
+        try {
+            std::rethrow_exception(error.exception);
+        } catch (const tidings::would_deadlock&) {
+            deadlock_reports.fetch_add(1);
+        } catch (...) {
+        }
+    });
+    tidings::thread_executor worker;
+    std::optional<tidings::manual_executor> loop;
+    std::latch loop_ready{1};
+    std::size_t ran_on_loop = 0;
+    std::jthread loop_thread([&] {
+        loop.emplace(tiny_blocking_lane());  // this thread is its loop; no dispatch yet
+        auto on_loop = events.subscribe<tock>([](const tock&) {}, tidings::deliver_on(*loop));
+        loop_ready.count_down();
+        spin_until([&] { return loop->pending() == 2; });
+        worker.stop();
+        ran_on_loop = loop->run_pending();
+    });
+    loop_ready.wait();
+    auto on_worker = events.subscribe<tick>(
+        [&](const tick& t) {
+            if (t.value == 0) {
+                spin_until([&] { return loop->pending() == 2 && !worker.core().accepting(); });
+                return;
+            }
+            events.publish(tock{t.value});
+        },
+        tidings::deliver_on(worker));
+    // 1 and 2 fill the loop's queue before the stop; 0 holds the worker until the stop has
+    // begun, so 3 and 4 block in the stop's drain.
+    events.publish(tick{1});
+    events.publish(tick{2});
+    events.publish(tick{0});
+    events.publish(tick{3});
+    events.publish(tick{4});
+    loop_thread.join();
+    CHECK(ran_on_loop == 2);
+    CHECK(deadlock_reports.load() == 2);
+}
+
+TEST_CASE(
+    "a thread executor destroyed while another thread is in its stop waits for that stop to "
+    "leave",
+    "[reclamation][threaded]") {
+    // The destructor's own stop joined the worker and freed the executor while the other
+    // thread's stop still waited for the mutex (a use-after-free under ASan and TSan).
+    for (int round = 0; round < 20; ++round) {
+        tidings::bus events;
+        auto* worker = new tidings::thread_executor;
+        auto on_worker = events.subscribe<tick>(
+            [&](const tick&) {
+                // Both stops are under way before the worker drains: one joins, one waits.
+                spin_until([&] { return worker->stops_in_progress() == 2; });
+            },
+            tidings::deliver_on(*worker));
+        events.publish(tick{});
+        std::jthread other_stopper([&] { (void)worker->stop(); });
+        delete worker;
+        other_stopper.join();
+        CHECK_FALSE(on_worker.connected());
+    }
+}
+
+TEST_CASE(
     "subscriber_count while another thread subscribes and unsubscribes reads no freed "
     "snapshot",
     "[reclamation][threaded]") {

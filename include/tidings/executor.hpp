@@ -1127,9 +1127,11 @@ public:
     /// @brief stop(stop_mode::drain), then disconnects the subscriptions that deliver here.
     /// @warning Destroying it from its worker (inside one of its handlers) or from inside any
     /// handler is a misuse that ends the process with a `tidings:` message, in every build
-    /// (the stop would wait for this very thread).
+    /// (the stop would wait for this very thread). A stop() that another thread began before
+    /// the destruction is waited for; one begun after it is a use of a destroyed object.
     ~thread_executor() {
-        if (worker_.joinable()) {
+        // acquire: pairs with the release store after the join in stop().
+        if (!stopped_.load(std::memory_order_acquire)) {
             try {
                 stop(stop_mode::drain);
             } catch (const would_deadlock&) {
@@ -1141,6 +1143,11 @@ public:
                 detail::fatal_misuse("a thread_executor's stop failed in its destructor");
             }
         }
+        // Another thread's stop() may still be on its way out (it waited for the mutex, then
+        // found the work done): it must leave this object before the object goes. A short
+        // wait: it holds no lock we hold. acquire: pairs with its release decrement, after
+        // which it touches nothing of ours.
+        while (stoppers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
         core_->detach_all();
     }
 
@@ -1152,6 +1159,8 @@ public:
     /// Idempotent: a second call returns 0.
     /// @throws would_deadlock if called from the worker thread or from inside a handler.
     std::size_t stop(stop_mode mode = stop_mode::drain) {
+        // Counted for the destructor (destroyed last: after the unlock and the mark's removal).
+        const stopper_count counted{stoppers_};
         // Both checks come before the mutex: a handler that called stop() while another
         // thread holds the mutex (waiting to join this very worker) would wait for ever.
         // relaxed: compared with our own token; only the worker stores its own.
@@ -1167,7 +1176,7 @@ public:
         // worker does not wait for space in a full queue that this thread consumes: its drain
         // may publish, with overflow::block, into a frame loop's queue while the loop stops it.
         // Such a publish gets would_deadlock instead.
-        const detail::joining_mark joining{this, detail::this_thread_consumer_token};
+        const detail::joining_mark joining{join_point_, detail::this_thread_consumer_token};
         std::lock_guard lock{stop_mutex_};
         if (!worker_.joinable()) return 0;
         // Before stop_accepting, whose release store publishes it: from now on the worker
@@ -1181,6 +1190,7 @@ public:
         stopping_.store(true, std::memory_order_release);
         core_->wake_consumer();
         worker_.join();
+        stopped_.store(true, std::memory_order_release);     // see the destructor
         return core_->stats().discarded - discarded_before;  // std::uint64_t is std::size_t
     }
 
@@ -1190,6 +1200,11 @@ public:
     /// @brief The executor's counters.
     [[nodiscard]] executor_stats stats() const noexcept { return core_->stats(); }
 
+    /// @brief For tests: how many stop() calls (the destructor's included) are under way.
+    [[nodiscard]] int stops_in_progress() const noexcept {
+        return stoppers_.load(std::memory_order_relaxed);
+    }
+
     /// @brief The worker thread's id.
     [[nodiscard]] std::thread::id thread_id() const noexcept { return worker_id_; }
 
@@ -1197,9 +1212,26 @@ public:
     [[nodiscard]] detail::executor_core& core() noexcept { return *core_; }
 
 private:
+    /// Counts a stop() in progress, for the destructor.
+    class stopper_count {
+    public:
+        explicit stopper_count(std::atomic<int>& count) noexcept : count_(count) {
+            count_.fetch_add(1, std::memory_order_relaxed);  // before any use of the object
+        }
+        ~stopper_count() {
+            // release: our uses of the object happen before the destructor's acquire load.
+            count_.fetch_sub(1, std::memory_order_release);
+        }
+        stopper_count(const stopper_count&) = delete;
+        stopper_count& operator=(const stopper_count&) = delete;
+
+    private:
+        std::atomic<int>& count_;
+    };
+
     void run(detail::executor_core& core) noexcept {
         worker_token_.store(detail::this_thread_token(), std::memory_order_relaxed);  // see stop
-        detail::this_thread_joined_as = this;  // see stop(); outlives the thread
+        detail::this_thread_joined_as = &join_point_;  // see stop(); outlives the thread
         core.set_consumer_thread();
         bool idle = false;
         auto idle_since = std::chrono::steady_clock::now();
@@ -1237,6 +1269,9 @@ private:
     std::atomic<stop_mode> mode_{stop_mode::drain};
     std::mutex stop_mutex_;
     std::atomic<std::uint64_t> worker_token_{0};  // the worker's this_thread_token()
+    detail::join_point join_point_;               // what the worker is joined as (stop)
+    std::atomic<int> stoppers_{0};                // stop() calls in progress
+    std::atomic<bool> stopped_{false};            // the worker was joined
     std::jthread worker_;  // after the members run() uses: starts once they are constructed
     // Read by stop() without the mutex (worker_.get_id() would race with another stop's join).
     const std::thread::id worker_id_;

@@ -120,10 +120,10 @@ struct alignas(cache_line_size) reader_record {
     std::atomic<std::uint64_t> blocked_consumer{0};
     std::atomic<std::atomic<std::uint32_t>*> blocked_wake{nullptr};
     /// The blocked thread's this_thread_joined_as: a thread that joins it finds it by this.
-    std::atomic<const void*> blocked_joined_as{nullptr};
+    std::atomic<const struct join_point*> blocked_joined_as{nullptr};
     /// While this thread waits for a thread whose this_thread_joined_as is `joining` to end
     /// (a thread_executor's stop), with `joining_token` its own consumer token (joining_mark).
-    std::atomic<const void*> joining{nullptr};
+    std::atomic<const struct join_point*> joining{nullptr};
     std::atomic<std::uint64_t> joining_token{0};
     reader_record* next = nullptr;  ///< immutable once the record is in the registry
 };
@@ -140,6 +140,8 @@ struct epoch_registry {
     alignas(cache_line_size) std::atomic<reader_record*> head{nullptr};
     std::atomic<std::uint32_t> records_in_use{0};
     std::atomic<barrier_kind> barrier{barrier_kind::unknown};
+    /// How many joining_marks are held now: a blocked worker scans for them only when some are.
+    std::atomic<std::uint32_t> joining{0};
 };
 
 inline constinit epoch_registry registry{};
@@ -160,7 +162,13 @@ inline constinit thread_local std::uint64_t this_thread_consumer_token = 0;
 /// wait for it to end (its executor), or null. A producer on this thread blocked on a lane that
 /// such a waiting thread consumes would otherwise wait for ever: it gives up with
 /// would_deadlock instead (joined_by_consumer, joining_mark).
-inline constinit thread_local const void* this_thread_joined_as = nullptr;
+inline constinit thread_local const struct join_point* this_thread_joined_as = nullptr;
+
+/// What a thread that others join is joined as (a thread_executor owns one for its worker).
+/// It also holds the mark of one stopping thread that has no reader record.
+struct join_point {
+    std::atomic<std::uint64_t> recordless_joiner{0};
+};
 
 /// True once this thread's reader_record_owner has been destroyed: the thread is exiting, and
 /// thread_local destructors that run after it (objects constructed before the thread's first
@@ -551,17 +559,21 @@ inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
 
 /// Producer side, while blocked (after enter_blocked): true if a thread that waits for this
 /// one to end (joining_mark) consumes the lane it waits on (`consumer`). Neither would ever
-/// end: the caller gives up with would_deadlock. Scans the records: a blocked path only.
+/// end: the caller gives up with would_deadlock. One load while no thread holds a mark; a scan
+/// of the records otherwise (a blocked path only).
 [[nodiscard]] inline bool joined_by_consumer(std::uint64_t consumer) noexcept {
-    const void* joined_as = this_thread_joined_as;
+    const join_point* joined_as = this_thread_joined_as;
     if (joined_as == nullptr || consumer == 0) return false;
+    // seq_cst, here and below: after our seq_cst store of `blocked` (enter_blocked). A joining
+    // thread increments the count, stores its mark, then loads `blocked`, all seq_cst
+    // (joining_mark). In the single total order, either its load follows our store (it sees
+    // us blocked and cancels us) or our loads here follow its stores (we see its count and
+    // its mark): never both missed. Its token is stored before its mark (release), so the
+    // token we read after the mark (acquire) is the mark's own.
+    if (registry.joining.load(std::memory_order_seq_cst) == 0) return false;
+    if (joined_as->recordless_joiner.load(std::memory_order_seq_cst) == consumer) return true;
     for (const reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
          r = r->next) {
-        // seq_cst: after our seq_cst store of `blocked` (enter_blocked); a joining thread
-        // stores its mark, then loads `blocked`, both seq_cst (joining_mark). In the single
-        // total order, either its load follows our store (it sees us blocked and cancels us)
-        // or our load here follows its store (we see its mark): never both missed. The token
-        // is stored before the mark (release), so it is the mark's own.
         if (r->joining.load(std::memory_order_seq_cst) == joined_as &&
             r->joining_token.load(std::memory_order_relaxed) == consumer) {
             return true;
@@ -570,45 +582,63 @@ inline void cancel_blocked(reader_record& record, std::uint64_t self) noexcept {
     return false;
 }
 
-/// @brief Held by a thread while it waits for the threads whose this_thread_joined_as is
-/// `joined` to end (a thread_executor's stop, from before it may wait for another stopper
-/// until its join returns). Meanwhile such a thread does not wait for space in a lane this
-/// thread consumes (joined_by_consumer), and a wait already begun is canceled here. Any
-/// number of threads may hold one for the same executor. Without a consumer token, or if no
-/// record can be allocated for this thread, it does nothing (nothing to protect, or no way to).
+/// @brief Held by a thread while it waits for the thread joined as `joined` to end (a
+/// thread_executor's stop, from its start, including a wait for another stopper, until its
+/// join returns). Meanwhile that thread does not wait for space in a lane this thread consumes
+/// (joined_by_consumer), and a wait already begun is canceled here. Any number of threads may
+/// hold one for the same executor. The mark is kept in this thread's reader record if it has
+/// one (it never allocates one here: at thread exit such a record could never be given back),
+/// else in the join point (one such thread at a time; a second one is not protected). Without
+/// a consumer token it does nothing: there is nothing to protect.
 class joining_mark {
 public:
-    joining_mark(const void* joined, std::uint64_t self) noexcept {
-        if (self == 0 || !try_register_this_thread()) return;
-        record_ = this_thread_record;
-        previous_ = record_->joining.load(std::memory_order_relaxed);  // only we write it
-        previous_token_ = record_->joining_token.load(std::memory_order_relaxed);
-        record_->joining_token.store(self, std::memory_order_relaxed);  // see joined_by_consumer
+    joining_mark(join_point& joined, std::uint64_t self) noexcept {
+        if (self == 0) return;
         // seq_cst: see joined_by_consumer.
-        record_->joining.store(joined, std::memory_order_seq_cst);
+        registry.joining.fetch_add(1, std::memory_order_seq_cst);
+        counted_ = true;
+        record_ = this_thread_record;
+        if (record_ != nullptr) {
+            previous_ = record_->joining.load(std::memory_order_relaxed);  // only we write it
+            previous_token_ = record_->joining_token.load(std::memory_order_relaxed);
+            record_->joining_token.store(self, std::memory_order_relaxed);  // published below
+            record_->joining.store(&joined, std::memory_order_seq_cst);     // see above
+        } else {
+            std::uint64_t expected = 0;
+            if (joined.recordless_joiner.compare_exchange_strong(expected, self,
+                                                                 std::memory_order_seq_cst)) {
+                recordless_ = &joined;
+            }
+        }
         for (reader_record* r = registry.head.load(std::memory_order_acquire); r != nullptr;
              r = r->next) {
             // seq_cst: see joined_by_consumer. Relaxed for `blocked_joined_as`: stored before
             // the `blocked` we read (release).
             if (r->blocked.load(std::memory_order_seq_cst) == block_state::blocked &&
-                r->blocked_joined_as.load(std::memory_order_relaxed) == joined) {
+                r->blocked_joined_as.load(std::memory_order_relaxed) == &joined) {
                 cancel_blocked(*r, self);
             }
         }
     }
     ~joining_mark() {
-        if (record_ == nullptr) return;
-        // relaxed: a producer that still reads the mark only gives up a wait that could not
-        // have ended anyway before our join returned.
-        record_->joining.store(previous_, std::memory_order_relaxed);
-        record_->joining_token.store(previous_token_, std::memory_order_relaxed);
+        // relaxed/release: a producer that still reads the mark only gives up a wait that
+        // could not have ended anyway before our join returned.
+        if (record_ != nullptr) {
+            record_->joining.store(previous_, std::memory_order_relaxed);
+            record_->joining_token.store(previous_token_, std::memory_order_relaxed);
+        }
+        if (recordless_ != nullptr)
+            recordless_->recordless_joiner.store(0, std::memory_order_release);
+        if (counted_) registry.joining.fetch_sub(1, std::memory_order_release);
     }
     joining_mark(const joining_mark&) = delete;
     joining_mark& operator=(const joining_mark&) = delete;
 
 private:
+    bool counted_ = false;
     reader_record* record_ = nullptr;
-    const void* previous_ = nullptr;
+    join_point* recordless_ = nullptr;
+    const join_point* previous_ = nullptr;
     std::uint64_t previous_token_ = 0;
 };
 
