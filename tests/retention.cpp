@@ -9,6 +9,9 @@
 #include "test_support.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -880,4 +883,329 @@ TEST_CASE(
         }
         CHECK(finished);
     }
+}
+
+// --- a queued replay that its executor partly refuses ---------------------------------------
+//
+// The replayed events are queued from the subscribing thread's lane and live events from the
+// publishers' lanes, so live events can reach the replay gate first and wait there. Refused
+// replayed events are counted off the gate: that must happen before a live event can wait
+// for them, or the held events wait for a next live event that may never come.
+
+namespace {
+
+/// This thread's hook, run on each copy of a `hooked` event that the thread makes.
+thread_local std::function<void()> copy_hook;
+
+/// An event whose copies run the copying thread's hook: a test learns where a subscribe has
+/// got to (and slows it down) without a sleep.
+struct hooked {
+    int seq = 0;
+    explicit hooked(int s) noexcept : seq(s) {}
+    hooked(const hooked& other) : seq(other.seq) {
+        if (copy_hook) copy_hook();
+    }
+    hooked(hooked&&) noexcept = default;
+    hooked& operator=(const hooked&) = default;
+    hooked& operator=(hooked&&) noexcept = default;
+};
+
+template <class Bus>
+void publish_hooked(Bus& bus, int from, int to) {
+    for (int i = from; i <= to; ++i) bus.publish(hooked{i});
+}
+
+/// What a replaying handler received, split at its first live (positive) event.
+struct received_parts {
+    std::vector<int> replayed;
+    std::vector<int> live;
+};
+
+received_parts split_at_live(const std::vector<int>& seen) {
+    const auto first_live = std::find_if(seen.begin(), seen.end(), [](int seq) { return seq > 0; });
+    return {std::vector<int>(seen.begin(), first_live), std::vector<int>(first_live, seen.end())};
+}
+
+const char* policy_name(tidings::overflow policy) {
+    switch (policy) {
+        case tidings::overflow::block:
+            return "block";
+        case tidings::overflow::drop:
+            return "drop";
+        case tidings::overflow::fail:
+            return "fail";
+    }
+    return "?";
+}
+
+}  // namespace
+
+// Issue 9 review: with overflow::drop, the replayed events that a concurrent stop() refused
+// were counted off the gate only after the accepted ones had run; the live events it held
+// meanwhile then waited for a next live event, which a stopped executor never runs: lost.
+TEST_CASE(
+    "a queued replay cut short by its executor's stop delivers the accepted replayed events, "
+    "then every accepted live event, and counts or throws the refused ones",
+    "[retention][executor][threaded]") {
+    const auto policy =
+        GENERATE(tidings::overflow::drop, tidings::overflow::fail, tidings::overflow::block);
+    // Many refused pushes after the stop: without the fix, the worker has time to run the
+    // last accepted replayed event before the subscribing thread counts the refused ones off.
+    constexpr int retained = 512;
+    constexpr int live = 4;
+    const int runs = static_cast<int>(tidings_test::scaled(64, 4));
+    for (int run = 0; run < runs; ++run) {
+        // The stop comes while the k-th replayed event is being queued: k are accepted.
+        const int k = 1 + run % 8;
+        INFO(policy_name(policy) << ", stopped at replayed event " << k);
+        tidings::bus bus;
+        bus.retain<hooked>(retained);
+        publish_hooked(bus, -retained, -1);
+        // It spins when idle, so it takes each task as soon as it is queued.
+        tidings::thread_executor worker{tidings::executor_options{
+            .capacity = 2 * retained, .on_full = policy, .spin_duration = std::chrono::seconds{1}}};
+        std::vector<int> seen;    // written by the worker; read once its stop joined it
+        std::vector<int> probed;  // likewise: every live event the worker accepted
+        std::atomic<int> handled{0};
+        // A lower priority: called after the replaying subscriber, in the same delivery task.
+        auto probe = bus.subscribe([&](const hooked& e) { probed.push_back(e.seq); },
+                                   tidings::deliver_on(worker), tidings::priority{-1});
+        std::atomic<bool> linked{false};          // live events now reach the subscriber
+        std::atomic<bool> stop_requested{false};  // by the copy hook, or once subscribe returned
+        std::atomic<int> refused_live{0};         // publishes that threw executor_stopped
+        std::thread publisher([&] {
+            tidings_test::spin_until([&] { return linked.load(std::memory_order_acquire); });
+            for (int i = 1; i <= live; ++i) {
+                try {
+                    bus.publish(hooked{i});
+                } catch (const tidings::executor_stopped&) {
+                    refused_live.fetch_add(1, std::memory_order_relaxed);
+                }
+            }
+        });
+        std::thread stopper([&] {
+            tidings_test::spin_until(
+                [&] { return stop_requested.load(std::memory_order_acquire); });
+            worker.stop();
+        });
+        int copies_after_link = 0;
+        copy_hook = [&] {
+            // The subscribing thread reads its own link: the copies into the queue have begun.
+            if (bus.subscriber_count<hooked>() != 2) return;
+            linked.store(true, std::memory_order_release);
+            if (++copies_after_link != k) return;
+            // The k-th push has seen the executor accepting; the pushes after it will not.
+            tidings_test::spin_until(
+                [&] { return handled.load(std::memory_order_acquire) >= k - 1; });
+            stop_requested.store(true, std::memory_order_release);
+            tidings_test::spin_until([&] { return !worker.core().accepting(); });
+        };
+        bool threw = false;
+        tidings::subscription s;
+        try {
+            s = bus.subscribe(
+                [&](const hooked& e) {
+                    seen.push_back(e.seq);
+                    handled.fetch_add(1, std::memory_order_release);
+                },
+                tidings::replay, tidings::deliver_on(worker));
+        } catch (const tidings::executor_stopped&) {
+            threw = true;
+        }
+        copy_hook = nullptr;
+        linked.store(true, std::memory_order_release);
+        stop_requested.store(true, std::memory_order_release);
+        publisher.join();
+        stopper.join();  // stop() drained the worker: every accepted task ran
+
+        const tidings::executor_stats stats = worker.stats();
+        const received_parts parts = split_at_live(seen);
+        CHECK(stats.discarded == 0);
+        CHECK(probed.size() + static_cast<std::size_t>(refused_live.load()) +
+                  (policy == tidings::overflow::drop ? stats.rejected - (retained - k) : 0) ==
+              live);
+        if (policy == tidings::overflow::drop) {
+            // Refused replayed events are counted as rejected and skipped; the subscription
+            // stays, and every live event the executor accepted follows the accepted replay.
+            CHECK_FALSE(threw);
+            CHECK(s.connected());
+            CHECK(parts.replayed == range(-retained, -retained + k - 1));
+            CHECK(parts.live == probed);
+            CHECK(stats.rejected >= static_cast<std::uint64_t>(retained - k));
+        } else {
+            // block and fail throw executor_stopped: the subscription is undone. The gate still
+            // waited for the refused events, so the handler got no live event; the k-th
+            // replayed event may have run before the undo.
+            CHECK(threw);
+            CHECK_FALSE(s.connected());
+            CHECK(bus.subscriber_count<hooked>() == 1);
+            CHECK(parts.live.empty());
+            CHECK((parts.replayed == range(-retained, -retained + k - 2) ||
+                   parts.replayed == range(-retained, -retained + k - 1)));
+            CHECK(stats.rejected == 0);
+        }
+    }
+}
+
+TEST_CASE(
+    "a queued replay into a full drop-policy queue skips the refused replayed events, counts "
+    "them as dropped, and delivers the live events after the accepted ones",
+    "[retention][executor]") {
+    tidings::manual_executor loop{
+        tidings::executor_options{.capacity = 2, .on_full = tidings::overflow::drop}};
+    tidings::bus bus;
+    bus.retain<goal>(4);
+    publish_goals(bus, 1, 4);
+    std::vector<int> seen;
+    // This thread's lane takes two tasks: replayed events 1 and 2; 3 and 4 are dropped.
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                           tidings::deliver_on(loop));
+    CHECK(loop.stats().dropped == 2);
+    std::thread([&] { publish_goals(bus, 5, 6); }).join();  // through another lane
+    loop.run_pending();
+    CHECK(seen == std::vector<int>{1, 2, 5, 6});
+    publish_goals(bus, 7, 7);
+    loop.run_pending();
+    CHECK(seen == std::vector<int>{1, 2, 5, 6, 7});
+    const tidings::executor_stats stats = loop.stats();
+    CHECK(stats.queued == 5);
+    CHECK(stats.executed == 5);
+    CHECK(stats.dropped == 2);
+    CHECK(stats.cancelled == 0);
+}
+
+TEST_CASE(
+    "a queued replay whose every replayed event is refused keeps the subscription and gives "
+    "the handler every live event its executor accepts",
+    "[retention][executor]") {
+    SECTION("refused by a full drop-policy queue") {
+        tidings::manual_executor loop{
+            tidings::executor_options{.capacity = 2, .on_full = tidings::overflow::drop}};
+        tidings::bus bus;
+        bus.retain<goal>(3);
+        publish_goals(bus, 1, 3);
+        std::vector<int> others;
+        auto filler = bus.subscribe([&](const other& o) { others.push_back(o.seq); },
+                                    tidings::deliver_on(loop));
+        bus.publish(other{1});  // these two fill this thread's lane
+        bus.publish(other{2});
+        std::vector<int> seen;
+        auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                               tidings::deliver_on(loop));
+        CHECK(s.connected());
+        CHECK(loop.stats().dropped == 3);
+        std::thread([&] { publish_goals(bus, 10, 11); }).join();
+        loop.run_pending();
+        CHECK(others == std::vector<int>{1, 2});
+        CHECK(seen == std::vector<int>{10, 11});
+        CHECK(loop.stats().executed == 4);
+    }
+    SECTION("refused by a stopped drop-policy executor") {
+        tidings::thread_executor worker{
+            tidings::executor_options{.on_full = tidings::overflow::drop}};
+        worker.stop();
+        tidings::bus bus;
+        bus.retain<goal>(3);
+        publish_goals(bus, 1, 3);
+        std::vector<int> seen;
+        auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay,
+                               tidings::deliver_on(worker));
+        CHECK(s.connected());
+        CHECK(worker.stats().rejected == 3);
+        const tidings::publish_result result = bus.publish(goal{4});
+        CHECK(result.dropped == 1);
+        CHECK(worker.stats().rejected == 4);
+        CHECK(worker.stats().queued == 0);
+        CHECK(seen.empty());
+    }
+    SECTION("refused by a stopped executor that throws: the subscribe is undone") {
+        const auto policy = GENERATE(tidings::overflow::block, tidings::overflow::fail);
+        INFO(policy_name(policy));
+        tidings::thread_executor worker{tidings::executor_options{.on_full = policy}};
+        worker.stop();
+        tidings::bus bus;
+        bus.retain<goal>(3);
+        publish_goals(bus, 1, 3);
+        tidings::subscription s;
+        CHECK_THROWS_AS(
+            s = bus.subscribe([](const goal&) {}, tidings::replay, tidings::deliver_on(worker)),
+            tidings::executor_stopped);
+        CHECK_FALSE(s.connected());
+        CHECK(bus.subscriber_count<goal>() == 0);
+        CHECK(worker.stats().rejected == 0);
+    }
+}
+
+TEST_CASE(
+    "a queued replay that overflows a fail-policy queue throws queue_full, undoes the "
+    "subscribe, and gives its handler nothing; the channel goes on",
+    "[retention][executor][errors]") {
+    tidings::manual_executor loop{
+        tidings::executor_options{.capacity = 2, .on_full = tidings::overflow::fail}};
+    tidings::bus bus;
+    bus.retain<goal>(3);
+    publish_goals(bus, 1, 3);
+    std::vector<int> seen;
+    tidings::subscription s;
+    CHECK_THROWS_AS(s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); },
+                                      tidings::replay, tidings::deliver_on(loop)),
+                    tidings::queue_full);
+    CHECK_FALSE(s.connected());
+    CHECK(bus.subscriber_count<goal>() == 0);
+    std::thread([&] { publish_goals(bus, 4, 4); }).join();
+    loop.run_pending();  // the two replayed events it had queued find no subscriber
+    CHECK(seen.empty());
+    CHECK(loop.stats().cancelled == 2);
+    // A replay that fits is queued whole.
+    auto again = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay(2),
+                               tidings::deliver_on(loop));
+    std::thread([&] { publish_goals(bus, 5, 5); }).join();
+    loop.run_pending();
+    CHECK(seen == std::vector<int>{3, 4, 5});
+}
+
+// A manual_executor has no stop(): it stops accepting when it is destroyed, which also
+// disconnects its subscribers, so nothing is left to deliver to them.
+TEST_CASE(
+    "a manual_executor destroyed during a queued replay disconnects the replaying subscriber, "
+    "which is given nothing",
+    "[retention][executor][threaded]") {
+    const auto policy = GENERATE(tidings::overflow::drop, tidings::overflow::block);
+    INFO(policy_name(policy));
+    constexpr int retained = 8;
+    tidings::bus bus;
+    bus.retain<hooked>(retained);
+    publish_hooked(bus, -retained, -1);
+    auto loop = std::make_unique<tidings::manual_executor>(
+        tidings::executor_options{.capacity = 16, .on_full = policy});
+    tidings::detail::executor_core& core = loop->core();
+    std::atomic<bool> destroy{false};
+    std::thread destroyer([&] {
+        tidings_test::spin_until([&] { return destroy.load(std::memory_order_acquire); });
+        loop.reset();  // waits for the pushes under way, then discards and disconnects
+    });
+    int copies_after_link = 0;
+    copy_hook = [&] {
+        if (bus.subscriber_count<hooked>() != 1 || ++copies_after_link != 3) return;
+        destroy.store(true, std::memory_order_release);
+        tidings_test::spin_until([&] { return !core.accepting(); });
+    };
+    std::vector<int> seen;
+    tidings::subscription s;
+    bool threw = false;
+    try {
+        s = bus.subscribe([&](const hooked& e) { seen.push_back(e.seq); }, tidings::replay,
+                          tidings::deliver_on(*loop));
+    } catch (const tidings::executor_stopped&) {
+        threw = true;
+    }
+    copy_hook = nullptr;
+    destroy.store(true, std::memory_order_release);
+    destroyer.join();
+    CHECK(threw == (policy == tidings::overflow::block));
+    CHECK_FALSE(s.connected());
+    CHECK(bus.subscriber_count<hooked>() == 0);
+    CHECK(seen.empty());
+    publish_hooked(bus, 1, 1);
+    CHECK(seen.empty());
 }

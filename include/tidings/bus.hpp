@@ -127,8 +127,18 @@ public:
     ///   during the replay (after the rest of the replay ran).
     ///   Strong guarantee: when it throws, the subscription is undone (or was never made) and
     ///   the bus and its retained events are as before; replayed events already given to the
-    ///   handler stay given, and replayed tasks already queued are cancelled.
-    /// Thread safety: see the class. Takes the bus's mutex; never waits for running handlers.
+    ///   handler stay given, replayed tasks already queued are cancelled, and no live event
+    ///   reaches the handler.
+    ///   A queued replay that the executor refuses in part without throwing (overflow::drop,
+    ///   a full queue or a stopped executor) skips the refused events, which the executor
+    ///   counts (executor_stats::dropped or rejected); the handler receives the accepted ones,
+    ///   oldest first, then every live event the executor accepts, none held back.
+    /// Thread safety: see the class. Takes the bus's mutex. With tidings::replay it also takes
+    ///   the channel's retention mutex, so it waits for publishes of `Event` under way, and
+    ///   publishes of `Event` wait for it: during an inline replay, and while an
+    ///   overflow::drop or overflow::fail executor is given the replayed events (an
+    ///   overflow::block one may wait for space, so it is given them without the mutex).
+    ///   Without tidings::replay it never waits for running handlers.
     template <class Event, class Handler, class... Options>
     [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {
         if constexpr (std::is_member_function_pointer_v<std::remove_cvref_t<Handler>>) {
@@ -533,18 +543,31 @@ private:
                     }
                     return result;
                 }
-                // Queued: live events from other threads may now be queued too; the gate on
-                // the executor holds them until the replay ran. Pushing without the mutex
-                // keeps a full queue from blocking every publisher of Event.
-                replay_lock.unlock();
+                // Queued: the replayed events go through this thread's lane, live events
+                // through the publishers' lanes, which the executor may run first: the gate
+                // holds those until the last replayed event ran. That one must also run after
+                // every refused replayed event was counted off the gate, or what it holds
+                // waits for a next live event that may never come (a stopped executor). So
+                // with drop and fail, whose pushes never wait, the mutex stays held until
+                // the count is final: no live event can reach the gate before. With block a
+                // push may wait for space: holding the mutex then would stall every publisher
+                // of Event, and deadlock with a handler on that executor that publishes one;
+                // but block refuses a push only by throwing, which undoes the subscription.
+                const bool may_wait = executor->options().on_full == overflow::block;
+                if (may_wait) replay_lock.unlock();
                 std::uint64_t accepted = 0;
                 try {
                     target.replay_queued(linked.id, *executor, events, accepted);
                 } catch (...) {
-                    linked.payload_->handler.cancel(events.size() - accepted);
+                    // The gate is left waiting for the refused events: a live event reaching
+                    // it before `result` unsubscribes is held, never given to the handler.
+                    // The mutex goes first: unsubscribing waits for running publishes, which
+                    // may be waiting for it.
+                    if (replay_lock.owns_lock()) replay_lock.unlock();
                     throw;  // `result` unsubscribes
                 }
                 if (accepted != events.size()) {
+                    TIDINGS_ASSERT(!may_wait, "overflow::block refuses a push only by throwing");
                     linked.payload_->handler.cancel(events.size() - accepted);
                 }
                 return result;

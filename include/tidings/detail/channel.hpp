@@ -307,10 +307,14 @@ struct replay_task {
 /// The handler of a subscriber that asked for a replay. It is linked before its replay runs,
 /// so live events can reach it first: from other producers' lanes (queued), or from the
 /// replaying handler itself publishing the same type (inline). Those wait in `held` until the
-/// last replayed event ran, then follow in order. `held` is touched only by the thread that
-/// delivers to this subscriber (its executor's consumer, or a publisher holding the
-/// retention's mutex); `remaining` also by the subscribing thread, for replayed events its
-/// executor refused.
+/// last replayed event ran, then follow in order.
+///
+/// `held` is touched only by the thread that delivers to this subscriber (its executor's
+/// consumer, or a publisher holding the retention's mutex). `remaining` is also lowered by
+/// the subscribing thread, for replayed events its executor refused; it does so before any
+/// live event can reach the gate (see cancel()), so whichever replayed event brings
+/// `remaining` to 0 runs on the consumer, after every held event arrived, and delivers them:
+/// no held event waits for a next live event.
 ///
 /// Every replayed event is counted off before its filter and handler run, so one that throws
 /// cannot keep the gate shut. The held events are delivered one per deliver_held() call, so the
@@ -335,8 +339,10 @@ struct replay_gate {
     /// replay is not over (or older held events still wait, which deliver_held() then
     /// delivers first: returns after_call::drain).
     after_call live(const Event& event) {
-        TIDINGS_SCHEDULE_POINT();  // the subscribing thread may be cancelling refused events
-        // acquire: pairs with the acq_rel decrement in count_off/cancel (another thread's).
+        TIDINGS_SCHEDULE_POINT();  // a cancel() still under way here would be a bug: see there
+        // acquire: pairs with the acq_rel decrement in cancel(), the subscribing thread's
+        // (which also happens before us through the retention's mutex); count_off() runs in
+        // this thread, or under that mutex.
         if (remaining.load(std::memory_order_acquire) != 0) {
             held.push_back(event);  // bad_alloc: reported as this event's failure
             return after_call::keep;
@@ -352,7 +358,12 @@ struct replay_gate {
     /// Counts one replayed event off, before its filter and handler run.
     void count_off() noexcept { finish(1); }
 
-    /// Replayed events that will never come (refused by the executor).
+    /// Replayed events that will never come (refused by the executor without throwing:
+    /// overflow::drop). The caller holds the retention's mutex, taken before the subscriber
+    /// was linked, so no live event has reached the gate yet: the accepted replayed events
+    /// alone can bring `remaining` to 0, and the last of them then delivers what the gate
+    /// holds by then. (A cancel after a live event was held, with the accepted replayed
+    /// events already run, would leave it waiting for a next live event that may never come.)
     void cancel(std::uint64_t count) noexcept { finish(count); }
 
     /// Delivers the oldest held event, once the replay is over. Returns false when there is
@@ -533,7 +544,9 @@ public:
     }
 
     /// Queues `events` for the just-linked queued subscriber `node_id` on `executor`,
-    /// counting in `accepted` those the executor took (also when a push throws).
+    /// counting in `accepted` those the executor took (also when a push throws). Each one
+    /// refused by overflow::drop is counted by the executor (dropped, or rejected once it has
+    /// stopped) and skipped; the caller counts them off the gate (replay_gate::cancel).
     void replay_queued(std::uint64_t node_id, executor_core& executor,
                        const std::vector<Event>& events, std::uint64_t& accepted) {
         // stop() waits for pushes in one
