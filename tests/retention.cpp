@@ -926,6 +926,13 @@ received_parts split_at_live(const std::vector<int>& seen) {
     return {std::vector<int>(seen.begin(), first_live), std::vector<int>(first_live, seen.end())};
 }
 
+/// What a replaying subscriber of `goal` receives now.
+std::vector<int> replayed_goals(tidings::bus& bus) {
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const goal& g) { seen.push_back(g.seq); }, tidings::replay);
+    return seen;
+}
+
 const char* policy_name(tidings::overflow policy) {
     switch (policy) {
         case tidings::overflow::block:
@@ -1208,4 +1215,80 @@ TEST_CASE(
     CHECK(seen.empty());
     publish_hooked(bus, 1, 1);
     CHECK(seen.empty());
+}
+
+// --- retention changed by a replaying handler ----------------------------------------------
+
+// Issue 9 review: an inline replaying handler that called retain<E>(0) rebuilt the snapshot
+// without the retention flag, so other threads' publishes stopped taking the retention's
+// mutex and reached the replay gate while it was still replaying (a data race on its held
+// events, and live events out of order).
+TEST_CASE(
+    "an inline replaying handler that turns retention off or changes it receives other "
+    "threads' live events after its replay, in order, each once",
+    "[retention][threaded]") {
+    enum class change { off, shrink, off_then_on };
+    const change what = GENERATE(change::off, change::shrink, change::off_then_on);
+    constexpr int retained = 3;
+    constexpr int live = 40;
+    const int runs = static_cast<int>(tidings_test::scaled(200, 4));
+    for (int run = 0; run < runs; ++run) {
+        INFO("change " << static_cast<int>(what) << ", run " << run);
+        tidings::bus bus;
+        bus.retain<goal>(retained);
+        publish_goals(bus, -retained, -1);
+        std::atomic<bool> go{false};
+        std::atomic<int> attempted{0};
+        std::thread publisher([&] {
+            tidings_test::spin_until([&] { return go.load(std::memory_order_acquire); });
+            for (int i = 1; i <= live; ++i) {
+                attempted.store(i, std::memory_order_release);
+                bus.publish(goal{i});
+            }
+        });
+        std::vector<int> seen;  // the replay's thread, then the publisher's, one after the other
+        auto s = bus.subscribe(
+            [&](const goal& g) {
+                seen.push_back(g.seq);
+                if (g.seq != -retained) return;
+                switch (what) {
+                    case change::off:
+                        bus.retain<goal>(0);
+                        break;
+                    case change::shrink:
+                        bus.retain<goal>(1);
+                        break;
+                    case change::off_then_on:
+                        bus.retain<goal>(0);
+                        bus.retain<goal>(5);
+                        break;
+                }
+                go.store(true, std::memory_order_release);
+                // The publisher is in its first publish: without the fix, it reaches the
+                // gate beside the rest of this replay.
+                tidings_test::spin_until(
+                    [&] { return attempted.load(std::memory_order_acquire) >= 1; });
+                tidings_test::busy_work(run % 8 * 50);
+            },
+            tidings::replay);
+        publisher.join();
+        std::vector<int> expected = range(-retained, -1);
+        for (int i = 1; i <= live; ++i) expected.push_back(i);
+        CHECK(seen == expected);
+        switch (what) {
+            case change::off:
+                CHECK(replayed_goals(bus).empty());
+                break;
+            case change::shrink:
+                CHECK(replayed_goals(bus) == std::vector<int>{live});
+                break;
+            case change::off_then_on:
+                CHECK(replayed_goals(bus) == range(live - 4, live));
+                break;
+        }
+        // The channel goes on: the subscriber receives the next event once.
+        publish_goals(bus, live + 1, live + 1);
+        CHECK(seen.back() == live + 1);
+        CHECK(seen.size() == expected.size() + 1);
+    }
 }

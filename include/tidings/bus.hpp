@@ -19,6 +19,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -135,10 +136,10 @@ public:
     ///   oldest first, then every live event the executor accepts, none held back.
     /// Thread safety: see the class. Takes the bus's mutex. With tidings::replay it also takes
     ///   the channel's retention mutex, so it waits for publishes of `Event` under way, and
-    ///   publishes of `Event` wait for it: during an inline replay, and while an
-    ///   overflow::drop or overflow::fail executor is given the replayed events (an
-    ///   overflow::block one may wait for space, so it is given them without the mutex).
-    ///   Without tidings::replay it never waits for running handlers.
+    ///   publishes of `Event` wait for it: during an inline replay (even if the handler turns
+    ///   retention off), and while an overflow::drop or overflow::fail executor is given the
+    ///   replayed events (an overflow::block one may wait for space, so it is given them
+    ///   without the mutex). Without tidings::replay it never waits for running handlers.
     template <class Event, class Handler, class... Options>
     [[nodiscard]] subscription subscribe(Handler&& handler, Options&&... options) {
         if constexpr (std::is_member_function_pointer_v<std::remove_cvref_t<Handler>>) {
@@ -352,7 +353,9 @@ public:
     /// @throws std::bad_alloc, what copying a kept event throws (when its move may throw),
     ///   or std::length_error for an impossible `count`. Strong guarantee: the kept events
     ///   and the count in force are then as before.
-    /// Thread safety: see the class.
+    /// Thread safety: see the class. Called by a handler during its inline replay (any
+    ///   count, 0 too), it takes effect at once, but the publishes of `Event` stay serialized
+    ///   until that replay ends, so that none reaches the handler beside it.
     template <class Event>
     void retain(std::size_t count) {
         static_assert(detail::check_event<Event>());
@@ -462,6 +465,20 @@ private:
         return &option.executor->core();
     }
 
+    /// After an inline replay whose handler turned retention off: the snapshot still sends
+    /// every publish of Event through the retention's mutex (detail::retention::replaying).
+    /// Rebuilds it without (retain<E>(0) once more: nothing is kept, nothing to free). Caller
+    /// holds the retention's mutex, so the count cannot change in between.
+    template <class Event>
+    void rebuild_after_retention_off(detail::channel<Event, Threading>& target) noexcept {
+        try {
+            core_->retain(target, 0);
+        } catch (const std::bad_alloc&) {
+            // No memory for the new snapshot: publishes keep taking the mutex (and keep
+            // nothing) until the channel's next change rebuilds it. Correct, only slower.
+        }
+    }
+
     template <class Event, class Handler, class... Options>
     subscription make_subscription(Handler&& handler, Options&&... options) {
         static_assert((detail::is_subscribe_option<std::remove_cvref_t<Options>> && ...),
@@ -525,6 +542,10 @@ private:
                     filter, tracked);
                 added->priority = rank;
                 added->executor = executor;
+                // Inline, from before the link: publishes keep taking the mutex until the
+                // replay ends, even if the handler turns retention off meanwhile.
+                detail::inline_replay_scope<Event, Threading> replaying{
+                    executor == nullptr && !events.empty() ? kept : nullptr};
                 core_->link(target, *added);
                 node_type& linked = *added;
                 subscription result{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
@@ -533,6 +554,7 @@ private:
                     // another thread reaches the gate while it replays.
                     std::optional<std::exception_ptr> first_error;
                     target.replay_inline(linked, events, first_error);
+                    if (replaying.end()) rebuild_after_retention_off(target);
                     if (first_error.has_value()) [[unlikely]] {
                         // rethrow_first: undo the subscription, then rethrow. The mutex goes
                         // first: unsubscribing waits for running publishes, which may be

@@ -78,6 +78,13 @@ struct retention {
     ring_type ring;         // guarded by mutex: capacity + 1 slots, or none
     std::size_t first = 0;  // index of the oldest kept event
     std::size_t count = 0;  // kept events, at most capacity()
+    /// Inline replays under way (more than one when a replaying handler subscribes with
+    /// replay again). While there is one, the channel's snapshot keeps pointing here even if
+    /// the ring is freed (a replaying handler calling retain<E>(0)), so every publish still
+    /// takes `mutex` and none reaches the replaying subscriber's gate beside its replay.
+    /// Written under `mutex` (begin_replay, end_replay); read by channel::build, under the
+    /// bus's mutex.
+    typename Threading::template atomic_type<std::size_t> replaying{0};
 
     [[nodiscard]] std::size_t capacity() const noexcept {
         return ring.empty() ? 0 : ring.size() - 1;
@@ -124,12 +131,57 @@ struct retention {
         first = 0;
     }
 
+    /// An inline replay begins. Caller holds `mutex`, before it links the subscriber.
+    void begin_replay() noexcept {
+        // relaxed: the writers hold `mutex`; the link that follows takes the bus's mutex,
+        // which carries the new count to every later build (all run under that mutex).
+        replaying.store(replaying.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+
+    /// An inline replay ended (caller holds `mutex`). True when it was the last one and the
+    /// ring was freed meanwhile: the snapshot still points here, so publishes still lock, and
+    /// the caller rebuilds it (channel::retain_locked(0)) to make them lock-free again.
+    [[nodiscard]] bool end_replay() noexcept {
+        const std::size_t left = replaying.load(std::memory_order_relaxed) - 1;
+        // release: pairs with the acquire load in channel::build. A build (by any thread)
+        // that reads 0 may publish a snapshot without this retention, whose publishers reach
+        // the gate, and call the handler, without `mutex`: what the replay did to them (the
+        // held events delivered and cleared) must happen before.
+        replaying.store(left, std::memory_order_release);
+        return left == 0 && ring.empty();
+    }
+
     /// The newest `limit` kept events, oldest first.
     template <class Visit>
     void for_each_newest(std::size_t limit, Visit&& visit) const {
         const std::size_t n = std::min(limit, count);
         for (std::size_t i = count - n; i < count; ++i) visit(*ring[(first + i) % ring.size()]);
     }
+};
+
+/// An inline replay under way, from before its subscriber is linked to the end of the
+/// replay (see retention::replaying). Lives under the retention's mutex; null: none.
+template <class Event, class Threading>
+class inline_replay_scope {
+public:
+    explicit inline_replay_scope(retention<Event, Threading>* kept) noexcept : kept_(kept) {
+        if (kept_ != nullptr) kept_->begin_replay();
+    }
+    /// Without end(): the link or the replay's set-up threw, before any handler ran, so the
+    /// ring was not freed and the snapshot needs no rebuild.
+    ~inline_replay_scope() {
+        if (kept_ != nullptr) (void)kept_->end_replay();
+    }
+    inline_replay_scope(const inline_replay_scope&) = delete;
+    inline_replay_scope& operator=(const inline_replay_scope&) = delete;
+
+    /// Ends it now; true when the caller must rebuild the snapshot (retention::end_replay).
+    [[nodiscard]] bool end() noexcept {
+        return kept_ != nullptr && std::exchange(kept_, nullptr)->end_replay();
+    }
+
+private:
+    retention<Event, Threading>* kept_;
 };
 
 /// The bus-side services a channel needs on its rare paths (errors, self-removal).
@@ -309,12 +361,13 @@ struct replay_task {
 /// replaying handler itself publishing the same type (inline). Those wait in `held` until the
 /// last replayed event ran, then follow in order.
 ///
-/// `held` is touched only by the thread that delivers to this subscriber (its executor's
-/// consumer, or a publisher holding the retention's mutex). `remaining` is also lowered by
-/// the subscribing thread, for replayed events its executor refused; it does so before any
-/// live event can reach the gate (see cancel()), so whichever replayed event brings
-/// `remaining` to 0 runs on the consumer, after every held event arrived, and delivers them:
-/// no held event waits for a next live event.
+/// `held` is touched only by the thread that delivers to this subscriber: its executor's
+/// consumer, or, while an inline replay runs, a thread holding the retention's mutex (the
+/// channel keeps every publish locked until the replay ends: retention::replaying).
+/// `remaining` is also lowered by the subscribing thread, for replayed events its executor
+/// refused; it does so before any live event can reach the gate (see cancel()), so whichever
+/// replayed event brings `remaining` to 0 runs on the consumer, after every held event
+/// arrived, and delivers them: no held event waits for a next live event.
 ///
 /// Every replayed event is counted off before its filter and handler run, so one that throws
 /// cannot keep the gate shut. The held events are delivered one per deliver_held() call, so the
@@ -498,8 +551,9 @@ public:
     }
 
     /// Makes the retention keep the newest `count` events (0: none, and frees them), and
-    /// rebuilds the snapshot, whose header tells publishes whether to keep copies. Returns the
-    /// replaced snapshot. Strong guarantee: the new ring and the new snapshot are both made
+    /// rebuilds the snapshot, whose header tells publishes whether to take the retention's
+    /// mutex (also while an inline replay runs, whatever `count`). Returns the replaced
+    /// snapshot. Strong guarantee: the new ring and the new snapshot are both made
     /// before either is installed, so a bad_alloc or a throwing copy changes nothing. Caller
     /// holds the retention's mutex and the bus's mutex.
     retired* retain_locked(std::size_t count) {
@@ -529,8 +583,9 @@ public:
     }
 
     /// Replays `events` to a just-linked inline subscriber, in this thread. Caller holds the
-    /// retention's mutex, so no other thread's publish interleaves. Exceptions go to the
-    /// bus's error handler (the subscription stays).
+    /// retention's mutex and an inline_replay_scope, so no other thread's publish interleaves,
+    /// even if a handler turns retention off. Exceptions go to the bus's error handler (the
+    /// subscription stays).
     /// With error_policy::rethrow_first the first exception lands in `first_error` (for
     /// subscribe to rethrow after undoing the subscription); the others are reported.
     void replay_inline(node_type& subscriber, const std::vector<Event>& events,
@@ -694,6 +749,9 @@ private:
     /// Builds a snapshot of nodes_ (null when empty and not retaining).
     snapshot_type* build() { return build(retention_ != nullptr && !retention_->ring.empty()); }
 
+    /// `retaining`: whether the ring keeps events. The snapshot points to the retention also
+    /// while an inline replay runs (retention::replaying), so that publishes keep taking its
+    /// mutex even if the replaying handler turned retention off.
     snapshot_type* build(bool retaining) {
         if (nodes_.empty() && !retaining) return nullptr;
         const auto total = static_cast<std::uint32_t>(nodes_.size());
@@ -728,7 +786,12 @@ private:
             }
             next->target_count = target_count;
         }
-        next->retention = retaining ? retention_.get() : nullptr;
+        // acquire: pairs with the release store in retention::end_replay. Reading 0 here,
+        // this snapshot may let publishers reach a gate without the mutex: the replay's work
+        // on it must happen before. (A replay that began is seen through the bus's mutex.)
+        const bool replaying =
+            retention_ != nullptr && retention_->replaying.load(std::memory_order_acquire) != 0;
+        next->retention = retaining || replaying ? retention_.get() : nullptr;
         return next;
     }
 
