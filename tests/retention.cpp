@@ -1292,3 +1292,56 @@ TEST_CASE(
         CHECK(seen.size() == expected.size() + 1);
     }
 }
+
+TEST_CASE(
+    "a discarding stop during a queued replay counts the live events held behind the "
+    "discarded replayed events as discarded",
+    "[retention][replay][executor]") {
+    // The gate held live events that had run on the executor while the replayed ones waited;
+    // a discarding stop then threw the replayed events away, and the held ones with them,
+    // uncounted: lost silently.
+    tidings::bus bus;
+    bus.retain<goal>(3);
+    for (int i = 1; i <= 3; ++i) bus.publish(goal{i});
+    tidings::thread_executor worker;
+    std::latch release_blocker{1};
+    std::atomic<bool> live_reached_filter{false};
+    // The worker's first lane: one task that holds the worker while the others fill.
+    std::latch blocker_running{1};
+    auto blocker = bus.subscribe<other>(
+        [&](const other&) {
+            blocker_running.count_down();
+            release_blocker.wait();
+        },
+        tidings::deliver_on(worker));
+    bus.publish(other{});
+    blocker_running.wait();  // before the other lanes exist: the worker serves them next
+    std::vector<int> seen;   // the worker's
+    tidings::subscription replaying;
+    // The replayed events queue in this thread's lane, the live ones in another thread's
+    // (newer, so the worker serves it first once the blocker returns).
+    std::thread([&] {
+        replaying = bus.subscribe<goal>(
+            [&](const goal& g) { seen.push_back(g.seq); }, tidings::deliver_on(worker),
+            tidings::replay, tidings::filter([&](const goal& g) {
+                if (g.seq == 102) {
+                    live_reached_filter.store(true);
+                    // Passes once the stop has halted the worker:
+                    // the replayed events are then discarded.
+                    tidings_test::spin_until([&] { return worker.core().halted(); });
+                }
+                return true;
+            }));
+    }).join();
+    std::thread([&] {
+        bus.publish(goal{101});
+        bus.publish(goal{102});
+    }).join();
+    release_blocker.count_down();
+    tidings_test::spin_until([&] { return live_reached_filter.load(); });
+    const std::size_t discarded = worker.stop(tidings::stop_mode::discard);
+    // 3 replayed events, and the 2 live events held behind them.
+    CHECK(discarded == 5);
+    CHECK(worker.stats().discarded == 5);
+    CHECK(seen.empty());
+}

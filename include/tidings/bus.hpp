@@ -96,8 +96,11 @@ public:
 
     /// @brief Disconnects every subscription; with tidings::thread_safe, waits until no
     /// handler of this bus is still running in another thread.
-    /// @warning Destroying a bus while it is publishing in another thread, or from inside one
-    /// of its own handlers, is undefined behaviour.
+    /// @warning Destroying a bus while it is publishing in another thread is undefined
+    /// behaviour. Destroying it inside one of its own inline handlers ends the process with a
+    /// `tidings:` message (a tidings::bus; for a single_threaded_bus it is undefined
+    /// behaviour); inside one of its own queued handlers, or another bus's handler, it is
+    /// allowed.
     ~basic_bus() {
         if (core_ != nullptr) core_->shutdown();
     }

@@ -56,9 +56,11 @@ struct executor_options {
 /// @brief Counters of one executor. All counts are totals since construction.
 /// Accepted tasks = executed + discarded + pending.
 struct executor_stats {
-    std::uint64_t queued = 0;       ///< tasks accepted (one per publish per executor)
-    std::uint64_t executed = 0;     ///< tasks run
-    std::uint64_t discarded = 0;    ///< accepted tasks thrown away by a discarding stop
+    std::uint64_t queued = 0;    ///< tasks accepted (one per publish per executor)
+    std::uint64_t executed = 0;  ///< tasks run
+    /// Accepted tasks thrown away by a discarding stop (or a manual_executor's destruction),
+    /// and the live events a replaying subscriber held behind discarded replayed events.
+    std::uint64_t discarded = 0;
     std::uint64_t dropped = 0;      ///< publishes refused by overflow::drop on a full lane
     std::uint64_t rejected = 0;     ///< publishes refused because the executor had stopped
     std::uint64_t cancelled = 0;    ///< deliveries skipped: the subscriber left after the publish
@@ -349,15 +351,15 @@ public:
         return ran;
     }
 
-    /// Throws every queued task away; returns how many.
+    /// Throws every queued task away; returns how many, plus the live events that a
+    /// replaying subscriber held behind discarded replayed events (thrown away with them).
     std::size_t discard_all() noexcept {
         std::size_t count = 0;
         for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
              current = current->next) {
             while (task_slot* slot = current->ring.try_front()) {
-                slot->operation(*slot, task_action::discard, this);
+                count += 1 + slot->operation(*slot, task_action::discard, this);
                 current->ring.pop();
-                ++count;
             }
             current->ring.release_consumed();
             notify_space(*current);
@@ -1155,7 +1157,8 @@ public:
     thread_executor& operator=(const thread_executor&) = delete;
 
     /// @brief Stops accepting tasks, then drains (runs) or discards the queued ones, and joins
-    /// the worker. Returns how many tasks were discarded (0 with stop_mode::drain).
+    /// the worker. Returns how many tasks were discarded (0 with stop_mode::drain), counting the
+    /// live events a replaying subscriber held behind discarded replayed events.
     /// Idempotent: a second call returns 0.
     /// @throws would_deadlock if called from the worker thread or from inside a handler.
     std::size_t stop(stop_mode mode = stop_mode::drain) {

@@ -58,6 +58,9 @@ struct node : node_base {
     /// For a subscriber that asked for a replay: delivers its oldest held live event; false
     /// when none is ready (see replay_gate::deliver_held).
     bool (*drain)(node&) = nullptr;
+    /// For a subscriber that asked for a replay: a replayed event was discarded (see
+    /// replay_gate::discard_replayed); returns how many held live events went with it.
+    std::size_t (*discard_replayed)(node&) noexcept = nullptr;
 };
 
 /// The last N events of a channel, kept for late subscribers. Every publish of a retaining
@@ -344,15 +347,19 @@ struct replay_task {
         }
     }
 
+    /// Run: returns 1 if the subscriber had left (cancelled). Discard: returns how many held
+    /// live events were thrown away with it (the executor counts them as discarded).
     static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
         auto* self = slot.as<replay_task>();
-        std::size_t cancelled = 0;
+        std::size_t count = 0;
+        auto& executor = *static_cast<executor_core*>(context);
         if (action == task_action::run) {
-            cancelled = self->target->deliver_replay(self->get(), self->node_id,
-                                                     *static_cast<executor_core*>(context));
+            count = self->target->deliver_replay(self->get(), self->node_id, executor);
+        } else {
+            count = self->target->discard_replay(self->node_id, executor);
         }
         self->~replay_task();
-        return cancelled;
+        return count;
     }
 };
 
@@ -418,6 +425,21 @@ struct replay_gate {
     /// holds by then. (A cancel after a live event was held, with the accepted replayed
     /// events already run, would leave it waiting for a next live event that may never come.)
     void cancel(std::uint64_t count) noexcept { finish(count); }
+
+    /// A replayed event thrown away by a discarding stop, on the consumer (or the thread that
+    /// destroys a manual_executor, which no other thread runs then): counted off as if it had
+    /// run. Once the last one is, the held live events can never be delivered (the executor
+    /// runs nothing more): they are thrown away too, and their number returned, for the
+    /// executor's `discarded` count: nothing is lost silently.
+    std::size_t discard_replayed() noexcept {
+        finish(1);
+        // acquire: see live().
+        if (remaining.load(std::memory_order_acquire) != 0) return 0;
+        const std::size_t dropped = held.size() - held_next;
+        held.clear();
+        held_next = 0;
+        return dropped;
+    }
 
     /// Delivers the oldest held event, once the replay is over. Returns false when there is
     /// none to deliver. If the handler (or the event's copy) throws, that event is gone and
@@ -537,6 +559,27 @@ public:
             return 0;
         }
         return 1;
+    }
+
+    /// A replayed event for subscriber `node_id` on `executor` was discarded by a discarding
+    /// stop: counts it off its gate; returns how many held live events went with it.
+    std::size_t discard_replay(std::uint64_t node_id, executor_core& executor) noexcept {
+        std::optional<typename domain_type::read_section> section;
+        try {
+            section.emplace(domain_, this->scope_id());
+        } catch (...) {
+            return 0;  // this thread's first section, out of memory: the gate stays shut
+        }
+        // seq_cst: see dispatch().
+        const snapshot_type* current = subscribers_.load(std::memory_order_seq_cst);
+        if (current == nullptr) return 0;
+        node_type* const* first = current->nodes() + current->inline_count;
+        for (node_type* subscriber : std::span(first, current->queued_count)) {
+            if (subscriber->id != node_id || subscriber->executor != &executor) continue;
+            if (subscriber->discard_replayed == nullptr) return 0;
+            return subscriber->discard_replayed(*subscriber);
+        }
+        return 0;
     }
 
     /// The channel's retention, created on first use (caller holds the bus's mutex).
@@ -1056,6 +1099,7 @@ struct node_impl final : node<Event, Threading> {
         if constexpr (gated) {
             this->replay = &call_replay;
             this->drain = &drain_one;
+            this->discard_replayed = &discard_one;
         }
         if constexpr (!std::is_same_v<Tracked, no_option>) {
             this->owner_gone = &tracked_owner_gone;
@@ -1087,6 +1131,16 @@ struct node_impl final : node<Event, Threading> {
             (void)event;
         }
         return after_call::keep;
+    }
+
+    /// A replayed event was discarded (see replay_gate::discard_replayed).
+    static std::size_t discard_one(base_type& base) noexcept {
+        if constexpr (gated) {
+            return static_cast<node_impl&>(base).payload_->handler.discard_replayed();
+        } else {
+            (void)base;
+            return 0;
+        }
     }
 
     /// Delivers the gate's oldest held live event (see replay_gate::deliver_held).
