@@ -14,14 +14,22 @@
 //                                          the producer waits for the acknowledgement before the
 //                                          next event. p50 / p99 / p99.9 of 100 000 samples
 //                                          (after 2 000 untimed), fewer if 4 s ran out.
-//   latency/tidings_adaptive_sparse        the same with 200 µs of silence before each event, so
+//   latency/tidings_adaptive_sparse        the same with 2 ms of silence before each event, so
 //                                          that the adaptive consumer has gone to sleep (the
-//                                          futex wake-up path). 5 000 samples, or 4 s.
+//                                          futex wake-up path). 1 000 samples, or 4 s.
 //   idle/<strategy>                        CPU time of a thread_executor's worker during 1 s of
 //                                          silence after a burst, as % of one core, read with
 //                                          CLOCK_THREAD_CPUTIME_ID by handlers on the worker.
+//   allocations/tidings_adaptive/bytes:<n> heap allocations by any thread (allocation_counter.cpp
+//                                          replaces operator new) during 100 000 publishes of an
+//                                          n-byte event to a default thread_executor.
+// Beside throughput and latency figures: the process's involuntary context switches while they
+// were taken (a preempted spinning thread stalls the other side for a time slice) and, for
+// throughput, the allocations per event.
 //
 // Contenders (each carries the same 16-byte event to the same handler on one consumer thread)
+//   raw_ring             the limit: a single-producer ring of 1024 events written here, the
+//                        consumer calling the handler directly, 64 events per batch (1 producer)
 //   tidings_adaptive     bus.publish(e) to a subscriber with deliver_on(thread_executor),
 //                        default executor_options (wait_strategy::adaptive, capacity 1024, block)
 //   tidings_spin         the same with wait_strategy::spin
@@ -44,6 +52,7 @@
 // to CPU P, the consumer to C and the second producer to Q. A run takes under a minute on a
 // quiet machine, about 90 s on a busy one (the time budgets above).
 
+#include "allocation_counter.hpp"
 #include "async_report.hpp"
 #include "collecting_reporter.hpp"
 
@@ -59,6 +68,9 @@
 #include <oneapi/tbb/concurrent_queue.h>
 #endif
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -101,8 +113,10 @@ constexpr std::uint64_t warmup_events = std::uint64_t{1} << 17;  ///< one untime
 constexpr std::int64_t throughput_rounds = 3;  ///< rounds per figure, unless over budget
 constexpr std::int64_t latency_samples = 100'000;
 constexpr std::int64_t latency_warmup = 2'000;
-constexpr std::int64_t sparse_samples = 5'000;
-constexpr auto sparse_gap = std::chrono::microseconds{200};
+// The idle wake-up: long enough that the default (adaptive) consumer has gone to sleep on its
+// futex; 1 000 samples give a p99 from the 10 slowest, in about 2 s.
+constexpr std::int64_t sparse_samples = 1'000;
+constexpr auto sparse_gap = std::chrono::milliseconds{2};
 // Time budgets, so that a run stays near a minute even on a busy machine, where a time slice
 // lost by a spinning thread can stretch a round to seconds: no new round (or sample) starts
 // once the budget is spent; the summary shows how many were taken.
@@ -275,6 +289,91 @@ private:
     std::thread consumer_;                     // last: starts after the rest is built
 };
 
+/// @brief The raw limit: a single-producer single-consumer ring of ticks written here, its
+/// consumer calling the handler directly (inlined). No type erasure, no subscriber lookup, no
+/// allocation: what carrying a 16-byte event from one core to another costs at least.
+/// One producer at a time (it is SPSC): registered for 1 producer only.
+template <class Handler>
+class raw_ring_contender {
+public:
+    raw_ring_contender(Handler handler, std::optional<int> consumer_cpu)
+        : handler_(handler), consumer_([this, consumer_cpu] {
+              (void)pin_this_thread(consumer_cpu);
+              run();
+          }) {}
+
+    raw_ring_contender(const raw_ring_contender&) = delete;
+    raw_ring_contender& operator=(const raw_ring_contender&) = delete;
+
+    ~raw_ring_contender() {
+        stopping_.store(true, std::memory_order_release);  // pairs with the acquire in run()
+        consumer_.join();
+    }
+
+    struct producer {
+        raw_ring_contender* ring;
+        void publish(const tick& e) const { ring->push(e); }
+    };
+
+    producer make_producer() { return producer{this}; }
+
+private:
+    // 1024 events, 16 KiB: the ring stays well inside L1 on both cores.
+    static constexpr std::uint64_t capacity = 1024;
+    static constexpr std::uint64_t mask = capacity - 1;
+    // The consumer publishes its position once per batch, not once per event: the producer
+    // then reads that line once per batch too.
+    static constexpr std::uint64_t batch = 64;
+
+    void push(const tick& e) {
+        const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // only we write it
+        // The consumer's position is read only when the ring looks full from the last reading.
+        while (tail - head_seen_ == capacity) {
+            // acquire: the consumer has finished with the slot before we overwrite it.
+            head_seen_ = head_.load(std::memory_order_acquire);
+            if (tail - head_seen_ == capacity) cpu_relax();
+        }
+        slots_[tail & mask] = e;
+        // release: the event is written before the consumer sees the new tail.
+        tail_.store(tail + 1, std::memory_order_release);
+    }
+
+    void run() {
+        std::uint64_t head = 0;
+        std::uint64_t tail_seen = 0;
+        for (;;) {
+            if (head == tail_seen) {
+                // acquire: pairs with the release in push(); the events up to it are written.
+                tail_seen = tail_.load(std::memory_order_acquire);
+                if (head == tail_seen) {
+                    // stopping_ is set after the last push (same thread, or joined): one more
+                    // look at the tail after seeing it finds every event.
+                    if (stopping_.load(std::memory_order_acquire) &&
+                        head == tail_.load(std::memory_order_acquire)) {
+                        return;
+                    }
+                    cpu_relax();
+                    continue;
+                }
+            }
+            const std::uint64_t end = std::min(tail_seen, head + batch);
+            for (; head != end; ++head) handler_(slots_[head & mask]);
+            // release: the slots are read before the producer may reuse them.
+            head_.store(head, std::memory_order_release);
+        }
+    }
+
+    Handler handler_;
+    // The producer's line: its position, and its last view of the consumer's.
+    alignas(64) std::atomic<std::uint64_t> tail_{0};
+    std::uint64_t head_seen_ = 0;
+    // The consumer's line: its position (the consumer's view of tail_ is a local in run()).
+    alignas(64) std::atomic<std::uint64_t> head_{0};
+    std::atomic<bool> stopping_{false};
+    alignas(64) std::array<tick, capacity> slots_{};
+    std::thread consumer_;  // last: starts after the rest is built
+};
+
 #if defined(TIDINGS_BENCH_HAVE_MOODYCAMEL)
 constexpr std::size_t peer_bulk = 64;
 
@@ -325,7 +424,7 @@ private:
     }
 
     Handler handler_;
-    moodycamel::ConcurrentQueue<tick> queue_{4096};
+    alignas(64) moodycamel::ConcurrentQueue<tick> queue_{4096};
     std::atomic<bool> stopping_{false};
     std::thread consumer_;  // last: starts after the rest is built
 };
@@ -435,11 +534,32 @@ private:
 };
 #endif
 
+/// @brief A contender on cache lines of its own. It lives in the benchmark thread's frame,
+/// which is also the first producer's: without the alignment, a line could hold both the
+/// producer's locals and a field the consumer writes, and every contender would pay for the
+/// false sharing differently, depending on its layout.
+template <class Contender>
+struct alignas(64) isolated {
+    template <class Handler>
+    isolated(Handler handler, std::optional<int> consumer_cpu) : value(handler, consumer_cpu) {}
+
+    Contender value;
+};
+
+/// @brief Involuntary context switches of this process so far (every thread, live or joined):
+/// each is a thread taken off its CPU for another one. A spinning consumer or producer that is
+/// preempted stalls the other side for a whole time slice (milliseconds), so a figure taken with
+/// many of them measures the scheduler more than the queue; the summary shows the count.
+std::int64_t preemptions_so_far() noexcept {
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+    return static_cast<std::int64_t>(usage.ru_nivcsw);
+}
+
 // --- throughput --------------------------------------------------------------------------------
 
-template <class Contender>
-void produce(Contender& contender, std::uint64_t first, std::uint64_t count) {
-    auto producer = contender.make_producer();
+template <class Producer>
+void produce(Producer& producer, std::uint64_t first, std::uint64_t count) {
     for (std::uint64_t i = first; i < first + count; ++i) {
         producer.publish(tick{i, i & 0xFFFFU});
     }
@@ -454,49 +574,121 @@ void wait_round(throughput_sink& sink, std::uint32_t target) {
     }
 }
 
-/// @brief `events` events from `producers` threads (this one and maybe one more), until the
-/// consumer has handled the last one.
+/// @brief The second producer of the 2-producer rounds: one thread for the whole benchmark,
+/// with one producer (its token, its lane) made once, like the benchmark thread's own. A
+/// round then pays for neither a thread start nor a token's or lane's set-up, and the
+/// allocations counted are the publishes' own.
 template <class Contender>
-void run_round(Contender& contender, throughput_sink& sink, int producers, std::uint64_t events) {
+class producer_thread {
+public:
+    explicit producer_thread(Contender& contender)
+        : thread_([this, &contender] { run(contender); }) {}
+
+    producer_thread(const producer_thread&) = delete;
+    producer_thread& operator=(const producer_thread&) = delete;
+
+    ~producer_thread() {
+        stopping_.store(true, std::memory_order_relaxed);  // published by the release below
+        commands_.fetch_add(1, std::memory_order_release);
+        commands_.notify_one();
+    }  // thread_ joins
+
+    /// @brief Publishes `count` events numbered from `first` on this thread; returns at once.
+    /// The caller learns that they are done from the consumer (wait_round).
+    void start(std::uint64_t first, std::uint64_t count) {
+        first_ = first;
+        count_ = count;
+        // release: first_ and count_ are written before the thread reads them.
+        commands_.fetch_add(1, std::memory_order_release);
+        commands_.notify_one();
+    }
+
+private:
+    void run(Contender& contender) {
+        (void)pin_this_thread(chosen_pinning().second_producer);
+        auto producer = contender.make_producer();
+        std::uint32_t handled = 0;
+        for (;;) {
+            // acquire: pairs with the release in start() and in the destructor.
+            const std::uint32_t seen = commands_.load(std::memory_order_acquire);
+            if (seen == handled) {
+                commands_.wait(seen, std::memory_order_acquire);
+                continue;
+            }
+            if (stopping_.load(std::memory_order_relaxed)) return;
+            handled = seen;
+            produce(producer, first_, count_);
+        }
+    }
+
+    std::uint64_t first_ = 0;  // written by start() before the release, read after the acquire
+    std::uint64_t count_ = 0;
+    std::atomic<bool> stopping_{false};
+    alignas(64) std::atomic<std::uint32_t> commands_{0};
+    std::jthread thread_;  // last: starts after the rest is built
+};
+
+/// @brief `events` events from this thread (`first`) and, when there is one, `second`, until
+/// the consumer has handled the last one.
+template <class Contender, class Producer>
+void run_round(Producer& first, producer_thread<Contender>* second, throughput_sink& sink,
+               std::uint64_t events) {
     const std::uint32_t target = sink.rounds.load(std::memory_order_acquire) + 1;
     sink.remaining = events;  // the consumer is idle: it signalled the previous round
-    if (producers == 1) {
-        produce(contender, 0, events);
+    if (second == nullptr) {
+        produce(first, 0, events);
     } else {
         const std::uint64_t half = events / 2;
-        const std::jthread second{[&contender, half, events] {
-            (void)pin_this_thread(chosen_pinning().second_producer);
-            produce(contender, half, events - half);
-        }};
-        produce(contender, 0, half);
-    }  // the second producer is joined here
+        second->start(half, events - half);
+        produce(first, 0, half);
+    }
     wait_round(sink, target);
 }
 
 /// @brief One iteration: up to throughput_rounds rounds (fewer if over budget), timed together.
+/// The contender, its consumer and its producers are built once, before an untimed warm-up
+/// round; the timed rounds measure the hand-off alone.
 template <class Contender>
 void bm_throughput(benchmark::State& state, const std::string& key) {
     const int producers = static_cast<int>(state.range(0));
     (void)pin_this_thread(chosen_pinning().producer);
     throughput_sink sink;
     std::int64_t rounds = 0;
+    std::uint64_t allocations = 0;
+    std::int64_t preemptions = 0;
     {
-        Contender contender{throughput_handler{&sink}, chosen_pinning().consumer};
-        run_round(contender, sink, producers, warmup_events);
+        isolated<Contender> box{throughput_handler{&sink}, chosen_pinning().consumer};
+        Contender& contender = box.value;
+        auto producer = contender.make_producer();
+        std::optional<producer_thread<Contender>> second;
+        if (producers == 2) second.emplace(contender);
+        producer_thread<Contender>* const second_ptr = second ? &*second : nullptr;
+        run_round(producer, second_ptr, sink, warmup_events);
         for (auto _ : state) {
+            const std::uint64_t allocations_before = allocations_so_far();
+            const std::int64_t preemptions_before = preemptions_so_far();
             const auto start = std::chrono::steady_clock::now();
             do {
-                run_round(contender, sink, producers, round_events);
+                run_round(producer, second_ptr, sink, round_events);
                 ++rounds;
             } while (rounds < throughput_rounds &&
                      std::chrono::steady_clock::now() - start < throughput_budget);
+            allocations = allocations_so_far() - allocations_before;
+            preemptions = preemptions_so_far() - preemptions_before;
         }
     }
     benchmark::DoNotOptimize(sink.sum);
-    state.SetItemsProcessed(rounds * static_cast<std::int64_t>(round_events));
+    const auto events = rounds * static_cast<std::int64_t>(round_events);
+    const double allocations_per_event =
+        static_cast<double>(allocations) / static_cast<double>(std::max<std::int64_t>(events, 1));
+    state.SetItemsProcessed(events);
     state.counters["rounds"] = static_cast<double>(rounds);
-    figures().add_value(key + "/producers:" + std::to_string(producers) + "/rounds",
-                        static_cast<double>(rounds));
+    state.counters["allocs/event"] = allocations_per_event;
+    const std::string figure = key + "/producers:" + std::to_string(producers);
+    figures().add_value(figure + "/rounds", static_cast<double>(rounds));
+    figures().add_value(figure + "/allocs", allocations_per_event);
+    figures().add_value(figure + "/preemptions", static_cast<double>(preemptions));
+    state.counters["preemptions"] = static_cast<double>(preemptions);
 }
 
 // --- latency -----------------------------------------------------------------------------------
@@ -516,11 +708,14 @@ void bm_latency(benchmark::State& state, const std::string& key, std::int64_t sa
     latency_sink sink;
     sink.samples.assign(static_cast<std::size_t>(latency_warmup + samples + 1), 0);
     std::uint64_t id = 0;
+    std::int64_t preemptions = 0;
     {
-        Contender contender{latency_handler{&sink}, chosen_pinning().consumer};
+        isolated<Contender> box{latency_handler{&sink}, chosen_pinning().consumer};
+        Contender& contender = box.value;
         auto producer = contender.make_producer();
         for (std::int64_t i = 0; i < latency_warmup; ++i) ping(producer, sink, ++id);
         for (auto _ : state) {
+            const std::int64_t preemptions_before = preemptions_so_far();
             const auto start = std::chrono::steady_clock::now();
             for (std::int64_t taken = 0; taken < samples; ++taken) {
                 if (taken % 256 == 0 && std::chrono::steady_clock::now() - start > latency_budget) {
@@ -529,6 +724,7 @@ void bm_latency(benchmark::State& state, const std::string& key, std::int64_t sa
                 if (gap.count() != 0) std::this_thread::sleep_for(gap);
                 ping(producer, sink, ++id);
             }
+            preemptions = preemptions_so_far() - preemptions_before;
         }
     }
     std::vector<std::uint64_t> measured(
@@ -540,6 +736,8 @@ void bm_latency(benchmark::State& state, const std::string& key, std::int64_t sa
     state.counters["p99_ns"] = p.p99;
     state.counters["p99.9_ns"] = p.p999;
     state.counters["samples"] = static_cast<double>(p.samples);
+    state.counters["preemptions"] = static_cast<double>(preemptions);
+    figures().add_value(key + "/preemptions", static_cast<double>(preemptions));
 }
 
 // --- idle cost ---------------------------------------------------------------------------------
@@ -616,6 +814,71 @@ void bm_idle(benchmark::State& state, const std::string& key, tidings::wait_stra
     state.counters["idle_cpu_%"] = percent;
 }
 
+// --- allocations per publish -------------------------------------------------------------------
+
+/// @brief An event of `Size` bytes, for the allocation count (tidings stores small events in
+/// the queue and larger ones elsewhere: the target covers events up to 256 bytes).
+template <std::size_t Size>
+struct blob {
+    std::array<std::uint8_t, Size> bytes;
+};
+
+/// @brief throughput_handler for a blob: sums its first byte, signals the end of a round.
+template <std::size_t Size>
+struct blob_handler {
+    throughput_sink* sink;
+
+    void operator()(const blob<Size>& e) const {
+        sink->sum += e.bytes[0];
+        if (--sink->remaining == 0) {
+            // release: pairs with the acquire in wait_round.
+            sink->rounds.fetch_add(1, std::memory_order_release);
+            sink->rounds.notify_one();
+        }
+    }
+};
+
+/// Event sizes whose publishes are counted (registered in register_benchmarks()).
+constexpr std::array<std::size_t, 4> allocation_sizes{16, 64, 256, 512};
+constexpr std::uint64_t allocation_events = 100'000;  ///< publishes counted per event size
+constexpr std::uint64_t allocation_warmup = 10'000;   ///< first, uncounted: the lane's set-up
+
+/// @brief Heap allocations, by any thread, while this thread publishes allocation_events
+/// events of `Size` bytes to a default thread_executor and its worker handles them.
+template <std::size_t Size>
+void bm_allocations(benchmark::State& state, const std::string& key) {
+    (void)pin_this_thread(chosen_pinning().producer);
+    throughput_sink sink;
+    std::uint64_t allocations = 0;
+    {
+        tidings::thread_executor worker;
+        tidings::bus bus;
+        const tidings::subscription events =
+            bus.subscribe<blob<Size>>(blob_handler<Size>{&sink}, tidings::deliver_on(worker));
+        pin_worker(bus, worker, chosen_pinning().consumer);
+        const auto round = [&](std::uint64_t count) {
+            const std::uint32_t target = sink.rounds.load(std::memory_order_acquire) + 1;
+            sink.remaining = count;
+            blob<Size> e{};
+            for (std::uint64_t i = 0; i < count; ++i) {
+                e.bytes[0] = static_cast<std::uint8_t>(i);
+                bus.publish(e);
+            }
+            wait_round(sink, target);
+        };
+        round(allocation_warmup);
+        for (auto _ : state) {
+            const std::uint64_t before = allocations_so_far();
+            round(allocation_events);
+            allocations = allocations_so_far() - before;
+        }
+    }
+    benchmark::DoNotOptimize(sink.sum);
+    state.SetItemsProcessed(static_cast<std::int64_t>(allocation_events));
+    state.counters["allocs"] = static_cast<double>(allocations);
+    figures().add_value(key, static_cast<double>(allocations));
+}
+
 // --- registration ------------------------------------------------------------------------------
 
 /// @brief A contender as the summary names it.
@@ -625,6 +888,7 @@ struct contender_info {
     bool built;
 };
 
+constexpr std::string_view raw_key = "raw_ring";
 constexpr std::string_view adaptive_key = "tidings_adaptive";
 constexpr std::string_view spin_key = "tidings_spin";
 constexpr std::string_view mutex_key = "mutex_bus";
@@ -632,6 +896,7 @@ constexpr std::string_view moodycamel_key = "moodycamel";
 constexpr std::string_view sparse_key = "tidings_adaptive_sparse";
 
 constexpr std::array contenders{
+    contender_info{raw_key, "raw SPSC ring + direct call (the limit)", true},
     contender_info{adaptive_key, "tidings `thread_executor`, default (adaptive)", true},
     contender_info{spin_key, "tidings `thread_executor`, `wait_strategy::spin`", true},
     contender_info{mutex_key, "mutex + `deque<function>` + condvar bus", true},
@@ -641,20 +906,17 @@ constexpr std::array contenders{
     contender_info{"tbb_bounded", "TBB `concurrent_bounded_queue` (capacity 1024)", have_tbb},
 };
 
+/// @param max_producers 1 for a single-producer queue, else 2.
 template <template <class> class Contender>
-void register_contender(std::string_view key) {
+void register_contender(std::string_view key, int max_producers = 2) {
     const std::string name{key};
-    benchmark::RegisterBenchmark(("throughput/" + name).c_str(),
-                                 [name](benchmark::State& state) {
-                                     bm_throughput<Contender<throughput_handler>>(
-                                         state, "throughput/" + name);
-                                 })
-        ->ArgName("producers")
-        ->Arg(1)
-        ->Arg(2)
-        ->Iterations(1)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+    benchmark::internal::Benchmark* throughput = benchmark::RegisterBenchmark(
+        ("throughput/" + name).c_str(), [name](benchmark::State& state) {
+            bm_throughput<Contender<throughput_handler>>(state, "throughput/" + name);
+        });
+    throughput->ArgName("producers");
+    for (int producers = 1; producers <= max_producers; ++producers) throughput->Arg(producers);
+    throughput->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("latency/" + name).c_str(),
                                  [name](benchmark::State& state) {
                                      bm_latency<Contender<latency_handler>>(
@@ -666,12 +928,23 @@ void register_contender(std::string_view key) {
         ->Unit(benchmark::kMillisecond);
 }
 
+template <std::size_t Size>
+void register_allocations() {
+    const std::string name = "allocations/tidings_adaptive/bytes:" + std::to_string(Size);
+    benchmark::RegisterBenchmark(
+        name.c_str(), [name](benchmark::State& state) { bm_allocations<Size>(state, name); })
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+}
+
 template <class Handler>
 using tidings_adaptive = tidings_contender<Handler, tidings::wait_strategy::adaptive>;
 template <class Handler>
 using tidings_spin = tidings_contender<Handler, tidings::wait_strategy::spin>;
 
 void register_benchmarks() {
+    register_contender<raw_ring_contender>(raw_key, 1);
     register_contender<tidings_adaptive>(adaptive_key);
     register_contender<tidings_spin>(spin_key);
     register_contender<mutex_bus_contender>(mutex_key);
@@ -707,6 +980,10 @@ void register_benchmarks() {
         ->Iterations(1)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+    register_allocations<16>();
+    register_allocations<64>();
+    register_allocations<256>();
+    register_allocations<512>();
 }
 
 // --- the targets -------------------------------------------------------------------------------
@@ -719,32 +996,41 @@ struct throughput_target {
     double factor;
 };
 
+// From issue #4 (the mutex bus) and issue #10 (moodycamel at its best, the raw ring).
 constexpr std::array throughput_targets{
     throughput_target{adaptive_key, 1, mutex_key, 5.0},
-    throughput_target{adaptive_key, 1, moodycamel_key, 2.0},
-    throughput_target{adaptive_key, 2, moodycamel_key, 1.5},
+    throughput_target{adaptive_key, 1, moodycamel_key, 1.0},
+    throughput_target{adaptive_key, 1, raw_key, 0.8},
+    throughput_target{adaptive_key, 2, moodycamel_key, 0.8},
     throughput_target{spin_key, 1, mutex_key, 5.0},
-    throughput_target{spin_key, 1, moodycamel_key, 2.0},
-    throughput_target{spin_key, 2, moodycamel_key, 1.5},
+    throughput_target{spin_key, 1, moodycamel_key, 1.0},
+    throughput_target{spin_key, 1, raw_key, 0.8},
+    throughput_target{spin_key, 2, moodycamel_key, 0.8},
 };
 
 constexpr double spin_p50_target_ns = 1000.0;
 constexpr double spin_p999_target_ns = 5000.0;
+constexpr double spin_p50_over_raw_target = 1.5;
+constexpr double spin_p999_over_raw_target = 3.0;
 constexpr double adaptive_over_spin_target = 1.5;
+constexpr double wake_p99_target_ns = 200'000.0;
 constexpr double idle_target_percent = 1.0;
+/// Events up to this size must travel with no allocation.
+constexpr std::size_t inline_event_target_bytes = 256;
 
 // --- the summary -------------------------------------------------------------------------------
 
 std::string short_label(std::string_view key) {
+    if (key == raw_key) return "raw ring";
     if (key == mutex_key) return "mutex bus";
     if (key == moodycamel_key) return "moodycamel";
     return std::string{key};
 }
 
 void print_throughput(std::ostream& out, const collecting_reporter& results, verdicts& score) {
-    table t({"producers", "contender", "M events/s", "rounds", "× mutex bus", "× moodycamel",
-             "target", "result"},
-            "rlrrrrll");
+    table t({"producers", "contender", "M events/s", "rounds", "preempted", "allocs/event",
+             "× raw ring", "× moodycamel", "× mutex bus", "target", "result"},
+            "rlrrrrrrrll");
     const auto rate = [&](std::string_view key, int producers) -> std::optional<double> {
         const result* r = results.find("throughput/" + std::string{key},
                                        "producers:" + std::to_string(producers));
@@ -768,14 +1054,18 @@ void print_throughput(std::ostream& out, const collecting_reporter& results, ver
                 results_cell += (results_cell.empty() ? "" : ", ") +
                                 score.judge(base.has_value(), base && *r >= goal.factor * *base);
             }
-            const std::optional<double> rounds =
-                figures().value("throughput/" + std::string{c.key} +
-                                "/producers:" + std::to_string(producers) + "/rounds");
+            const std::string figure =
+                "throughput/" + std::string{c.key} + "/producers:" + std::to_string(producers);
+            const std::optional<double> rounds = figures().value(figure + "/rounds");
+            const std::optional<double> allocations = figures().value(figure + "/allocs");
+            const std::optional<double> preempted = figures().value(figure + "/preemptions");
             t.add({std::to_string(producers), std::string{c.label}, fixed(*r / 1e6, 2),
-                   rounds ? fixed(*rounds, 0) : "",
-                   c.key == mutex_key ? "" : ratio(r, rate(mutex_key, producers)),
+                   rounds ? fixed(*rounds, 0) : "", preempted ? fixed(*preempted, 0) : "",
+                   allocations ? fixed(*allocations, 3) : "",
+                   c.key == raw_key ? "" : ratio(r, rate(raw_key, producers)),
                    c.key == moodycamel_key ? "" : ratio(r, rate(moodycamel_key, producers)),
-                   targets, results_cell});
+                   c.key == mutex_key ? "" : ratio(r, rate(mutex_key, producers)), targets,
+                   results_cell});
         }
     }
     if (t.empty()) return;
@@ -785,7 +1075,11 @@ void print_throughput(std::ostream& out, const collecting_reporter& results, ver
     out << "\nEach figure: " << throughput_rounds << " rounds of " << round_events
         << " events (fewer when a " << throughput_budget.count()
         << " s budget ran out), timed from the producers' start to the consumer's last "
-           "handler call.\n";
+           "handler call; preempted: involuntary context switches of the process during them (a "
+           "spinning thread taken off its CPU stalls the other side for a time slice: rows with "
+           "more than a few measure the scheduler); allocs/event: heap allocations by any "
+           "thread during them, per event. "
+           "The raw ring is single-producer: it has no 2-producer row.\n";
     if (std::thread::hardware_concurrency() < 3) {
         out << "Only " << std::thread::hardware_concurrency()
             << " CPUs: with 2 producers, 3 threads share them (oversubscribed), and a spinning "
@@ -795,9 +1089,11 @@ void print_throughput(std::ostream& out, const collecting_reporter& results, ver
 }
 
 void print_latency(std::ostream& out, verdicts& score) {
-    table t({"contender", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "samples", "target", "result"},
-            "lrrrrrll");
+    table t({"contender", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "samples", "preempted",
+             "target", "result"},
+            "lrrrrrrll");
     const std::optional<percentiles> spin = figures().latency("latency/" + std::string{spin_key});
+    const std::optional<percentiles> raw = figures().latency("latency/" + std::string{raw_key});
     const auto add = [&](std::string_view key, std::string_view label) {
         const std::optional<percentiles> p = figures().latency("latency/" + std::string{key});
         if (!p) return;
@@ -808,6 +1104,19 @@ void print_latency(std::ostream& out, verdicts& score) {
                       fixed(spin_p999_target_ns, 0);
             verdict = score.judge(true, p->p50 <= spin_p50_target_ns) + ", " +
                       score.judge(true, p->p999 <= spin_p999_target_ns);
+            const bool measured = raw.has_value() && raw->p50 > 0.0 && raw->p999 > 0.0;
+            targets += ", p50 ≤ " + fixed(spin_p50_over_raw_target, 1) + "× raw ring";
+            if (measured) targets += " (" + fixed(p->p50 / raw->p50, 2) + "×)";
+            targets += ", p99.9 ≤ " + fixed(spin_p999_over_raw_target, 1) + "× raw ring";
+            if (measured) targets += " (" + fixed(p->p999 / raw->p999, 2) + "×)";
+            verdict +=
+                ", " +
+                score.judge(measured, measured && p->p50 <= spin_p50_over_raw_target * raw->p50) +
+                ", " +
+                score.judge(measured, measured && p->p999 <= spin_p999_over_raw_target * raw->p999);
+        } else if (key == sparse_key) {
+            targets = "p99 ≤ " + fixed(wake_p99_target_ns, 0);
+            verdict = score.judge(true, p->p99 <= wake_p99_target_ns);
         } else if (key == adaptive_key) {
             targets = "p50 ≤ " + fixed(adaptive_over_spin_target, 1) + "× spin p50";
             const bool measured = spin.has_value() && spin->p50 > 0.0;
@@ -815,11 +1124,16 @@ void print_latency(std::ostream& out, verdicts& score) {
                 score.judge(measured, measured && p->p50 <= adaptive_over_spin_target * spin->p50);
             if (measured) targets += " (" + fixed(p->p50 / spin->p50, 2) + "×)";
         }
+        const std::optional<double> preempted =
+            figures().value("latency/" + std::string{key} + "/preemptions");
         t.add({std::string{label}, fixed(p->p50, 0), fixed(p->p99, 0), fixed(p->p999, 0),
-               fixed(p->max, 0), std::to_string(p->samples), targets, verdict});
+               fixed(p->max, 0), std::to_string(p->samples), preempted ? fixed(*preempted, 0) : "",
+               targets, verdict});
     };
     for (const contender_info& c : contenders) add(c.key, c.label);
-    add(sparse_key, "tidings default (adaptive), 200 µs between events (consumer asleep)");
+    add(sparse_key, "tidings default (adaptive), " +
+                        std::to_string(std::chrono::milliseconds{sparse_gap}.count()) +
+                        " ms of silence before each event (consumer asleep)");
     if (t.empty()) return;
     out << "\n### Latency publish → handler, one event in flight (lower is better)\n\n";
     t.print(out);
@@ -852,6 +1166,28 @@ void print_idle(std::ostream& out, verdicts& score) {
     }
 }
 
+void print_allocations(std::ostream& out, verdicts& score) {
+    table t({"event size", "allocations in " + std::to_string(allocation_events) + " publishes",
+             "per publish", "target", "result"},
+            "rrrll");
+    for (const std::size_t size : allocation_sizes) {
+        const std::optional<double> count =
+            figures().value("allocations/tidings_adaptive/bytes:" + std::to_string(size));
+        if (!count) continue;
+        const bool judged = size <= inline_event_target_bytes;
+        t.add({std::to_string(size) + " B", fixed(*count, 0),
+               fixed(*count / static_cast<double>(allocation_events), 4), judged ? "0" : "",
+               judged ? score.judge(true, *count == 0.0) : ""});
+    }
+    if (t.empty()) return;
+    out << "\n### Heap allocations per publish: default `thread_executor`, one producer (lower "
+           "is better)\n\n";
+    t.print(out);
+    out << "\nCounted by this executable's operator new, on every thread, after "
+        << allocation_warmup << " uncounted publishes; sizes above " << inline_event_target_bytes
+        << " bytes are shown for scale.\n";
+}
+
 void print_summary(std::ostream& out, const collecting_reporter& results,
                    std::optional<double> load_at_start) {
     out << "\n## tidings_bench_async summary\n\n"
@@ -876,6 +1212,7 @@ void print_summary(std::ostream& out, const collecting_reporter& results,
     print_throughput(out, results, score);
     print_latency(out, score);
     print_idle(out, score);
+    print_allocations(out, score);
     out << '\n';
     score.print(out);
 }
