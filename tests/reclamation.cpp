@@ -321,6 +321,59 @@ TEST_CASE(
     CHECK(outcomes.load() == 111);
 }
 
+TEST_CASE(
+    "a subscribe with replay that cannot allocate its thread's record throws bad_alloc and "
+    "undoes itself without deadlocking the type's publishers",
+    "[reclamation]") {
+    // The failed subscribe unsubscribed while still holding the retention's mutex: its wait
+    // for running publishes never ended, as they waited for that mutex.
+    if (!tidings_test::can_fail_allocations) return;
+    tidings::bus target;
+    target.retain<line>(3);
+    for (int i = 0; i < 3; ++i) target.publish(line{i});
+    std::atomic<bool> stop{false};
+    std::atomic<std::int64_t> published{0};
+    std::jthread publisher([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            target.publish(line{});
+            published.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+    int failures = 0;
+    bool completed = false;
+    std::atomic<int> calls_after_failure{0};
+    // Fail each allocation of the subscribing thread in turn; the thread always needs a new
+    // record (hogs keep the free ones), so one of them is its record's.
+    for (std::int64_t n = 1; n < 200 && !completed; ++n) {
+        const record_hogs hogs;
+        std::thread([&] {
+            std::atomic<bool> failed{false};
+            {
+                tidings_test::allocation_failure fail{n};
+                try {
+                    auto s = target.subscribe<line>(
+                        [&](const line&) {
+                            if (failed.load()) calls_after_failure.fetch_add(1);
+                        },
+                        tidings::replay);
+                    completed = !fail.failed();
+                } catch (const std::bad_alloc&) {
+                    failed.store(true);
+                    ++failures;
+                }
+            }
+        }).join();
+        CHECK(target.subscriber_count<line>() == 0);
+    }
+    const std::int64_t before = published.load();
+    tidings_test::spin_until([&] { return published.load() > before; });  // not stuck
+    stop.store(true, std::memory_order_relaxed);
+    publisher.join();
+    CHECK(completed);
+    CHECK(failures > 0);
+    CHECK(calls_after_failure.load() == 0);
+}
+
 TEST_CASE("a loop thread whose first run cannot allocate its record runs nothing and retries",
           "[reclamation]") {
     if (!tidings_test::can_fail_allocations) return;

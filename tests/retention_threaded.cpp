@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <latch>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -322,4 +323,48 @@ TEST_CASE(
     }
     CHECK(failure == "");
     CHECK(log.events.size() == producers * static_cast<std::size_t>(per_producer));
+}
+
+TEST_CASE(
+    "an inline replay whose handler throws gives the handler no live event once subscribe "
+    "has thrown, while other threads publish",
+    "[retention][replay][threaded]") {
+    // subscribe released the retention's mutex before it unsubscribed: a publisher waiting for
+    // the mutex got in between and delivered a live event to the failed subscription.
+    tidings::bus bus;
+    bus.retain<numbered>(1);
+    bus.publish(numbered{});
+    std::atomic<bool> stop{false};
+    std::jthread publisher([&] {
+        while (!stop.load(std::memory_order_relaxed)) bus.publish(numbered{});
+    });
+    // Keeps the bus's mutex busy, so the failed subscribe's unsubscribe often waits for it:
+    // the window in which a publisher could reach the node widens.
+    std::jthread churn([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            auto s = bus.subscribe<joined>([](const joined&) {});
+        }
+    });
+    int threw = 0;
+    std::atomic<int> live_after_throw{0};
+    const auto rounds = scaled(3000);
+    for (std::int64_t round = 0; round < rounds; ++round) {
+        std::atomic<bool> replayed{false};
+        try {
+            auto s = bus.subscribe<numbered>(
+                [&](const numbered&) {
+                    if (!replayed.exchange(true)) throw std::runtime_error("replayed");
+                    live_after_throw.fetch_add(1);
+                },
+                tidings::replay);
+        } catch (const std::runtime_error&) {
+            ++threw;
+        }
+    }
+    stop.store(true, std::memory_order_relaxed);
+    publisher.join();
+    churn.join();
+    CHECK(threw == rounds);
+    CHECK(live_after_throw.load() == 0);
+    CHECK(bus.subscriber_count<numbered>() == 0);
 }

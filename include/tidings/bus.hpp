@@ -552,17 +552,32 @@ private:
                 core_->link(target, *added);
                 node_type& linked = *added;
                 subscription result{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+                // A subscribe that fails gives its handler no live event: the node is marked
+                // removed while the mutex still keeps every publisher of Event out (dispatches
+                // skip removed nodes), and only then is the mutex released, before `result`
+                // unsubscribes (which waits for running publishes, that may wait for it).
+                // release: pairs with the dispatches' acquire loads of `removed` (those that
+                // take the mutex after us also see it through the mutex).
+                const auto refuse_live = [&]() noexcept {
+                    linked.removed.store(true, std::memory_order_release);
+                    if (replay_lock.owns_lock()) replay_lock.unlock();
+                };
                 if (executor == nullptr) {
                     // Inline: replayed here, still under the mutex, so that no live event from
                     // another thread reaches the gate while it replays.
                     std::optional<std::exception_ptr> first_error;
-                    target.replay_inline(linked, events, first_error);
+                    try {
+                        target.replay_inline(linked, events, first_error);
+                    } catch (...) {
+                        // Out of memory for this thread's first read section: nothing replayed.
+                        if (replaying.end()) rebuild_after_retention_off(target);
+                        refuse_live();
+                        throw;  // `result` unsubscribes
+                    }
                     if (replaying.end()) rebuild_after_retention_off(target);
                     if (first_error.has_value()) [[unlikely]] {
-                        // rethrow_first: undo the subscription, then rethrow. The mutex goes
-                        // first: unsubscribing waits for running publishes, which may be
-                        // waiting for it.
-                        replay_lock.unlock();
+                        // rethrow_first: undo the subscription, then rethrow.
+                        refuse_live();
                         result.unsubscribe();
                         std::rethrow_exception(std::move(*first_error));
                     }
@@ -584,11 +599,9 @@ private:
                 try {
                     target.replay_queued(linked.id, *executor, events, accepted);
                 } catch (...) {
-                    // The gate is left waiting for the refused events: a live event reaching
-                    // it before `result` unsubscribes is held, never given to the handler.
-                    // The mutex goes first: unsubscribing waits for running publishes, which
-                    // may be waiting for it.
-                    if (replay_lock.owns_lock()) replay_lock.unlock();
+                    // The gate is also left waiting for the refused events: a live event
+                    // reaching it before `result` unsubscribes would be held, never given.
+                    refuse_live();
                     throw;  // `result` unsubscribes
                 }
                 if (accepted != events.size()) {
