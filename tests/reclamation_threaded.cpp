@@ -331,6 +331,26 @@ private:
     std::jthread thread_;
 };
 
+/// Counts, by kind, the queued handlers' exceptions a bus reports (error_policy::report):
+/// the would_deadlock of a canceled blocked publish, and anything else.
+struct deadlock_reports {
+    std::atomic<int> would_deadlock{0};
+    std::atomic<int> other{0};
+
+    explicit deadlock_reports(tidings::bus& events) {
+        events.set_error_policy(tidings::error_policy::report);
+        events.set_error_handler([this](const tidings::handler_error& error) {
+            try {
+                std::rethrow_exception(error.exception);
+            } catch (const tidings::would_deadlock&) {
+                would_deadlock.fetch_add(1);
+            } catch (...) {
+                other.fetch_add(1);
+            }
+        });
+    }
+};
+
 tidings::executor_options tiny_blocking_lane() {
     tidings::executor_options options;
     options.capacity = 2;
@@ -427,18 +447,7 @@ TEST_CASE(
     // never returned (the cancel ran only during the stop's grace period, not in the drain).
     tidings::manual_executor loop{tiny_blocking_lane()};  // this thread is its loop
     tidings::bus events;
-    events.set_error_policy(tidings::error_policy::report);
-    std::atomic<int> deadlock_reports{0};
-    std::atomic<int> other_reports{0};
-    events.set_error_handler([&](const tidings::handler_error& error) {
-        try {
-            std::rethrow_exception(error.exception);
-        } catch (const tidings::would_deadlock&) {
-            deadlock_reports.fetch_add(1);
-        } catch (...) {
-            other_reports.fetch_add(1);
-        }
-    });
+    deadlock_reports reports{events};
     std::optional<tidings::thread_executor> worker{std::in_place};
     std::atomic<int> forwarded_seen{0};
     auto on_loop = events.subscribe<tock>([&](const tock&) { forwarded_seen.fetch_add(1); },
@@ -461,8 +470,8 @@ TEST_CASE(
     // Every forward is accounted for: 2 queued on the loop, the others reported.
     CHECK(loop.run_pending() == 2);
     CHECK(forwarded_seen.load() == 2);
-    CHECK(deadlock_reports.load() == published - 2);
-    CHECK(other_reports.load() == 0);
+    CHECK(reports.would_deadlock.load() == published - 2);
+    CHECK(reports.other.load() == 0);
 }
 
 TEST_CASE(
@@ -474,16 +483,7 @@ TEST_CASE(
     // stop's mutex could cancel the worker's wait, and the loop waited for the mutex for ever.
     tidings::manual_executor loop{tiny_blocking_lane()};  // this thread is its loop
     tidings::bus events;
-    events.set_error_policy(tidings::error_policy::report);
-    std::atomic<int> deadlock_reports{0};
-    events.set_error_handler([&](const tidings::handler_error& error) {
-        try {
-            std::rethrow_exception(error.exception);
-        } catch (const tidings::would_deadlock&) {
-            deadlock_reports.fetch_add(1);
-        } catch (...) {
-        }
-    });
+    deadlock_reports reports{events};
     tidings::thread_executor worker;
     std::atomic<int> forwarding{0};
     auto on_loop = events.subscribe<tock>([](const tock&) {}, tidings::deliver_on(loop));
@@ -506,7 +506,7 @@ TEST_CASE(
     worker.stop();
     other_stopper.join();
     CHECK(loop.run_pending() == 2);
-    CHECK(deadlock_reports.load() == 1);
+    CHECK(reports.would_deadlock.load() == 1);
 }
 
 TEST_CASE(
@@ -517,16 +517,7 @@ TEST_CASE(
     // mark lives in the executor's join point; it once allocated a record there instead (and
     // hung when that failed, or leaked it at thread exit).
     tidings::bus events;
-    events.set_error_policy(tidings::error_policy::report);
-    std::atomic<int> deadlock_reports{0};
-    events.set_error_handler([&](const tidings::handler_error& error) {
-        try {
-            std::rethrow_exception(error.exception);
-        } catch (const tidings::would_deadlock&) {
-            deadlock_reports.fetch_add(1);
-        } catch (...) {
-        }
-    });
+    deadlock_reports reports{events};
     tidings::thread_executor worker;
     std::optional<tidings::manual_executor> loop;
     std::latch loop_ready{1};
@@ -558,7 +549,7 @@ TEST_CASE(
     events.publish(tick{4});
     loop_thread.join();
     CHECK(ran_on_loop == 2);
-    CHECK(deadlock_reports.load() == 2);
+    CHECK(reports.would_deadlock.load() == 2);
 }
 
 TEST_CASE(
