@@ -449,6 +449,39 @@ TEST_CASE("every wait strategy wakes blocked producers and an idle consumer with
     CHECK(worker.stats().executed == static_cast<std::uint64_t>(producers * (burst + sparse)));
 }
 
+TEST_CASE("a producer blocked on a full lane of a wait_strategy::spin executor ends up asleep",
+          "[executor][threaded][overflow]") {
+    // wait_strategy::spin spins for ever only for the consumer: a producer blocked on a full
+    // lane spins for spin_duration, yields for yield_duration, then sleeps on its lane's futex,
+    // as with adaptive. With both durations 0 it goes straight to the futex. A producer that
+    // spun for ever would never announce that it sleeps, and this test would never end.
+    tidings::bus bus;
+    tidings::executor_options options = small_queue(2);
+    options.wait = tidings::wait_strategy::spin;
+    options.spin_duration = std::chrono::microseconds{0};
+    options.yield_duration = std::chrono::microseconds{0};
+    tidings::manual_executor loop{options};  // this thread is its loop, and runs it below
+    int received = 0;                        // this thread's (run_pending runs the handler)
+    auto s = bus.subscribe([&](const ping&) { ++received; }, tidings::deliver_on(loop));
+    std::atomic<int> published{0};
+    std::jthread producer{[&] {
+        for (int i = 0; i < 3; ++i) {  // the lane holds two: the third publish waits
+            bus.publish(ping{0, i});
+            published.fetch_add(1, std::memory_order_release);
+        }
+    }};
+    spin_until([&] { return loop.core().sleeping_producers() == 1; });
+    // Asleep inside its third publish: only this thread's run can make room.
+    CHECK(published.load(std::memory_order_acquire) == 2);
+    CHECK(loop.run_pending() == 2);  // frees the lane and wakes the producer
+    producer.join();
+    CHECK(published.load() == 3);
+    CHECK(loop.core().sleeping_producers() == 0);
+    CHECK(loop.run_pending() == 1);
+    CHECK(received == 3);
+    CHECK(loop.stats().dropped == 0);
+}
+
 TEST_CASE("with overflow::drop the events received plus the drops counted equal those published",
           "[executor][threaded][overflow]") {
     constexpr int producers = 3;

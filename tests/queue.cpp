@@ -2,7 +2,7 @@
 // FIFO order, full and empty, wrap-around, the capacity rules, slot reuse and the batch
 // hand-back of consumed slots.
 
-#include <tidings/queue.hpp>
+#include <tidings/detail/task_ring.hpp>
 
 #include <catch2/catch.hpp>
 

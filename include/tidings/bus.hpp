@@ -6,6 +6,7 @@
 #include <tidings/command.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
+#include <tidings/delivery.hpp>
 #include <tidings/detail/bus_core.hpp>
 #include <tidings/detail/callable_traits.hpp>
 #include <tidings/detail/channel.hpp>

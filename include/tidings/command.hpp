@@ -9,12 +9,13 @@
 
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
+#include <tidings/delivery.hpp>
 #include <tidings/detail/channel.hpp>
 #include <tidings/detail/epoch.hpp>
+#include <tidings/detail/executor_core.hpp>
+#include <tidings/detail/task_ring.hpp>
 #include <tidings/detail/type_index.hpp>
 #include <tidings/detail/type_name.hpp>
-#include <tidings/executor.hpp>
-#include <tidings/queue.hpp>
 #include <tidings/subscription.hpp>
 
 #include <cstdint>

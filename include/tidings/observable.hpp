@@ -20,6 +20,7 @@
 /// and always gives up its role. See docs/architecture.md, "Observables".
 
 #include <tidings/bus.hpp>
+#include <tidings/delivery.hpp>
 #include <tidings/executor.hpp>
 #include <tidings/subscription.hpp>
 

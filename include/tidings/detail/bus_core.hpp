@@ -10,9 +10,10 @@
 
 #include <tidings/config.hpp>
 #include <tidings/detail/channel.hpp>
+#include <tidings/detail/executor_core.hpp>
+#include <tidings/detail/fatal_misuse.hpp>
 #include <tidings/detail/type_index.hpp>
 #include <tidings/detail/type_name.hpp>
-#include <tidings/executor.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
 

@@ -10,12 +10,13 @@
 /// (thread_safe policy); the *_locked functions require the bus's writer mutex.
 
 #include <tidings/config.hpp>
+#include <tidings/delivery.hpp>
 #include <tidings/detail/epoch.hpp>
+#include <tidings/detail/executor_core.hpp>
 #include <tidings/detail/plain_atomic.hpp>
+#include <tidings/detail/task_ring.hpp>
 #include <tidings/detail/type_name.hpp>
-#include <tidings/executor.hpp>
 #include <tidings/options.hpp>
-#include <tidings/queue.hpp>
 #include <tidings/subscription.hpp>
 
 #include <algorithm>

@@ -38,6 +38,7 @@
 /// every caller of `retire` and `take_reclaimable`/`take_waited` holds.
 
 #include <tidings/config.hpp>
+#include <tidings/detail/barrier.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -131,15 +132,12 @@ static_assert(offsetof(reader_record, in_use) == 2 * cache_line_size,
               "the per-dispatch fields fill exactly the first two cache lines");
 static_assert(sizeof(reader_record) == 3 * cache_line_size, "three cache lines per record");
 
-enum class barrier_kind : int { unknown = 0, membarrier = 1, sequentially_consistent = 2 };
-
 /// The process-wide part: the epoch and the list of reader records. Constant-initialized, so
 /// it is usable from any static initializer.
 struct epoch_registry {
     alignas(cache_line_size) std::atomic<std::uint64_t> epoch{1};
     alignas(cache_line_size) std::atomic<reader_record*> head{nullptr};
     std::atomic<std::uint32_t> records_in_use{0};
-    std::atomic<barrier_kind> barrier{barrier_kind::unknown};
     /// How many joining_marks are held now: a blocked worker scans for them only when some are.
     std::atomic<std::uint32_t> joining{0};
 };
@@ -216,24 +214,6 @@ struct reader_record_owner {
 };
 
 inline thread_local reader_record_owner this_thread_record_owner;
-
-/// Chooses the barrier once per process. Called by every bus constructor, so a reader never
-/// relies on a membarrier that no writer issues.
-inline barrier_kind choose_barrier() noexcept {
-    barrier_kind kind = registry.barrier.load(std::memory_order_acquire);
-    if (kind != barrier_kind::unknown) return kind;
-    barrier_kind chosen = barrier_kind::sequentially_consistent;
-#if TIDINGS_USE_MEMBARRIER
-    if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
-        chosen = barrier_kind::membarrier;
-    }
-#endif
-    barrier_kind expected = barrier_kind::unknown;
-    // acq_rel: the registration above happens before any reader that sees `membarrier`.
-    registry.barrier.compare_exchange_strong(expected, chosen, std::memory_order_acq_rel,
-                                             std::memory_order_acquire);
-    return registry.barrier.load(std::memory_order_acquire);
-}
 
 /// Registers the calling thread (reusing a record a finished thread gave back).
 /// @throws std::bad_alloc when no record is free and a new one cannot be allocated; nothing
@@ -331,7 +311,7 @@ public:
         // read `state`, then `nesting`, then the scopes.
         const std::uint32_t level = record->nesting.load(std::memory_order_relaxed);
         const bool membarrier =
-            registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier;
+            process_barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier;
         if (membarrier) [[likely]] {
             record->nesting.store(level + 1, std::memory_order_release);
             if (level < scope_depth) [[likely]] {
@@ -419,7 +399,7 @@ inline bool writer_barrier() noexcept {
     // seq_cst: pairs with the seq_cst fetch_add in register_this_thread (see there).
     if (registry.records_in_use.load(std::memory_order_seq_cst) <= own) return false;
 #if TIDINGS_USE_MEMBARRIER
-    if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
+    if (process_barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
         syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     }
 #endif

@@ -1,98 +1,22 @@
 #pragma once
-/// @file queue.hpp
-/// @brief The lock-free bounded queue under every executor: a single-producer single-consumer
-/// ring of cache-line slots, each holding one type-erased task inline, plus the overflow
-/// policies and wait strategies an executor is configured with.
+/// @file detail/task_ring.hpp
+/// @brief The lock-free bounded queue under every executor lane: a single-producer
+/// single-consumer ring of cache-line slots (task_ring), each holding one type-erased task
+/// inline (task_slot), and what a task is asked to do (task_action).
+///
+/// A header of its own because it is a self-contained data structure with its own tests
+/// (tests/queue.cpp): it knows nothing of executors, lanes or buses.
 
 #include <tidings/config.hpp>
-#include <tidings/detail/epoch.hpp>
 
 #include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <stdexcept>
-#include <thread>
-#include <type_traits>
-#include <utility>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
-namespace tidings {
-
-/// @brief What a publish does when an executor's queue (its lane for the publishing thread)
-/// is full.
-enum class overflow {
-    block,  ///< the publisher waits for space: lossless (the default)
-    drop,   ///< the event is not queued; publish_result::dropped and the executor's stats count it
-    fail,   ///< publish throws tidings::queue_full
-};
-
-/// @brief How a thread waits: the executor's consumer for work, a blocked producer for space.
-enum class wait_strategy {
-    spin,      ///< busy-wait with a pause instruction: lowest latency, burns a core while idle
-    yield,     ///< busy-wait with std::this_thread::yield
-    block,     ///< sleep on a futex (C++20 atomic wait) until notified
-    adaptive,  ///< spin, then yield, then block: the default
-};
-
-/// @brief Thrown by publish when an executor's queue is full and its policy is overflow::fail.
-class queue_full : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-namespace detail {
-
-/// One pause of a spin loop: tells the core we are spinning (saves power, frees the sibling
-/// hyper-thread).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
-
-/// A full memory barrier. GCC warns that ThreadSanitizer does not model fences; the barriers
-/// here only prevent lost wake-ups (a liveness property TSan does not check), so the warning
-/// is silenced.
-inline void full_fence() noexcept {
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-#pragma GCC diagnostic pop
-#endif
-}
-
-/// The fast side of an asymmetric store-load barrier: a compiler barrier when the slow side
-/// issues membarrier, a full fence otherwise. Pairs with heavy_barrier().
-inline void light_barrier() noexcept {
-    if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-        full_fence();
-    }
-}
-
-/// The slow side: makes every other thread's earlier stores visible before our later loads,
-/// whichever light_barrier() they ran. Costs a system call with membarrier.
-inline void heavy_barrier() noexcept {
-#if TIDINGS_USE_MEMBARRIER
-    if (registry.barrier.load(std::memory_order_relaxed) == barrier_kind::membarrier) {
-        syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-        return;
-    }
-#endif
-    full_fence();
-}
+namespace tidings::detail {
 
 /// What a task's operation is asked to do.
 enum class task_action : unsigned char {
@@ -270,5 +194,4 @@ private:
     task_slot* const slots_;
 };
 
-}  // namespace detail
-}  // namespace tidings
+}  // namespace tidings::detail
