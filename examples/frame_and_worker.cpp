@@ -31,8 +31,9 @@ struct tick {
     double price;
 };
 
-/// The last event of a producer's feed. At 40 bytes it is too large for a queue slot: each
-/// queued copy goes to the heap (executor_stats::heap_events).
+/// The last event of a producer's feed, with its price history. At over 512 bytes it is too
+/// large to travel inline in a lane record: each queued copy goes to the heap
+/// (executor_stats::heap_events).
 struct feed_summary {
     int producer;
     int ticks;
@@ -40,6 +41,7 @@ struct feed_summary {
     double low;
     double high;
     double last;
+    std::array<double, 64> recent{};  ///< the last 64 prices, oldest first (unused here)
 };
 
 /// Producers are numbered from 0; this is a producer's index into the per-producer arrays.

@@ -33,10 +33,10 @@ struct tick {
     int value = 0;
 };
 
-/// Too large for a queue slot: a queued tick_large is copied to the heap.
+/// Too large for a lane record (over 480 bytes): a queued tick_large is copied to the heap.
 struct tick_large {
     int value = 0;
-    std::array<char, 120> padding{};
+    std::array<char, 600> padding{};
 };
 
 /// An event that the bus's own checks publish, on a channel of its own.

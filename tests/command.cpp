@@ -47,13 +47,13 @@ struct factorial {
     int n = 0;
     using result_type = long;
 };
-/// Too large for a queue slot: a queued one is kept on the heap.
+/// Too large for a lane record: a queued one is kept on the heap.
 struct big_command {
-    std::array<int, 32> values{};
+    std::array<int, 128> values{};
     std::string label;
     using result_type = long;
 };
-/// Small enough for a queue slot.
+/// Small enough for a lane record.
 struct small_command {
     int value = 0;
     using result_type = int;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstddef>
@@ -58,28 +59,28 @@ struct tick {
     int seq = 0;
 };
 
-// 32 bytes: the largest event that travels inside a slot on 64-bit platforms (docs/async.md).
+// 256 bytes: the largest event promised to travel inside a lane record (docs/async.md).
 struct slot_sized_event {
-    std::array<std::uint64_t, 4> words{};
+    std::array<std::uint64_t, 32> words{};
 };
-// 40 bytes: stored on the heap.
+// 520 bytes: over the 512-byte record limit, stored on the heap.
 struct big_event {
-    std::array<std::uint64_t, 5> words{};
+    std::array<std::uint64_t, 65> words{};
 };
-// Small but over-aligned: a slot's storage is only 8-aligned, so it must go to the heap.
+// Small but over-aligned: a record's storage is only 8-aligned, so it must go to the heap.
 struct alignas(32) aligned_event {
     std::uint64_t value = 0;
 };
 
-struct ticket {  // move-only, fits a slot
+struct ticket {  // move-only, fits a record
     std::unique_ptr<int> value;
 };
 struct big_ticket {  // move-only, on the heap
     std::unique_ptr<int> value;
-    std::array<std::uint64_t, 8> padding{};
+    std::array<std::uint64_t, 64> padding{};
 };
 
-struct counted_event {  // fits a slot
+struct counted_event {  // fits a record
     counted life;
     int value = 0;
     std::array<std::uint32_t, 1> padding{};
@@ -87,7 +88,7 @@ struct counted_event {  // fits a slot
 struct big_counted_event {  // on the heap
     counted life;
     int value = 0;
-    std::array<std::uint64_t, 8> padding{};
+    std::array<std::uint64_t, 64> padding{};
 };
 
 // Counts its copies (moves are free).
@@ -105,9 +106,13 @@ struct copy_counted_event {
     ~copy_counted_event() = default;
 };
 
+/// A lane bounded at `capacity` tasks, with bytes enough for that many (small tasks).
 executor_options lane_of(std::size_t capacity, overflow on_full = overflow::block) {
     executor_options options;
     options.capacity = capacity;
+    if (capacity != 0 && capacity <= (std::size_t{1} << 24)) {
+        options.lane_bytes = std::max<std::size_t>(1024, std::bit_ceil(capacity * 64));
+    }
     options.on_full = on_full;
     return options;
 }
@@ -925,15 +930,35 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("an executor rejects a capacity that is not a power of two of at least 2", "[executor]") {
-    for (const std::size_t bad :
-         {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{100}}) {
-        INFO("capacity " << bad);
-        CHECK_THROWS_AS(manual_executor{lane_of(bad)}, std::invalid_argument);
-        CHECK_THROWS_AS(thread_executor{lane_of(bad)}, std::invalid_argument);
+TEST_CASE("an executor rejects a lane size that is not a power of two of at least 1024 bytes",
+          "[executor]") {
+    for (const std::size_t bad : {std::size_t{0}, std::size_t{64}, std::size_t{512},
+                                  std::size_t{1000}, std::size_t{3072}, std::size_t{100000}}) {
+        INFO("lane_bytes " << bad);
+        executor_options options;
+        options.lane_bytes = bad;
+        CHECK_THROWS_AS(manual_executor{options}, std::invalid_argument);
+        CHECK_THROWS_AS(thread_executor{options}, std::invalid_argument);
     }
-    CHECK_NOTHROW(manual_executor{lane_of(2)});
-    CHECK_NOTHROW(thread_executor{lane_of(2)});
+    executor_options smallest;
+    smallest.lane_bytes = 1024;
+    CHECK_NOTHROW(manual_executor{smallest});
+    CHECK_NOTHROW(thread_executor{smallest});
+}
+
+TEST_CASE("an executor rejects a capacity or a max_pending of 0 and accepts any other count",
+          "[executor]") {
+    CHECK_THROWS_AS(manual_executor{lane_of(0)}, std::invalid_argument);
+    CHECK_THROWS_AS(thread_executor{lane_of(0)}, std::invalid_argument);
+    executor_options no_pending;
+    no_pending.max_pending = 0;
+    CHECK_THROWS_AS(manual_executor{no_pending}, std::invalid_argument);
+    CHECK_THROWS_AS(thread_executor{no_pending}, std::invalid_argument);
+    for (const std::size_t good : {std::size_t{1}, std::size_t{3}, std::size_t{100}}) {
+        INFO("capacity " << good);
+        CHECK_NOTHROW(manual_executor{lane_of(good)});
+        CHECK_NOTHROW(thread_executor{lane_of(good)});
+    }
 }
 
 // --- unsubscribe ----------------------------------------------------------------------------
@@ -1149,7 +1174,7 @@ TEST_CASE("an rvalue event is copied to every executor but the last, which takes
 }
 
 TEST_CASE(
-    "events that fit a slot travel in it; larger or over-aligned ones go to the heap and "
+    "events that fit a lane record travel in it; larger or over-aligned ones go to the heap and "
     "are counted",
     "[executor][events]") {
     tidings::bus bus;
@@ -1169,7 +1194,7 @@ TEST_CASE(
 
     bus.publish(slot_sized_event{{1, 2, 3, 4}});
     if constexpr (sizeof(void*) == 8) {
-        CHECK(frame.stats().heap_events == 0);  // 32 bytes: in the slot (docs/async.md)
+        CHECK(frame.stats().heap_events == 0);  // 256 bytes: in the record (docs/async.md)
     }
     bus.publish(big_event{{1, 2, 3, 4, 5}});
     bus.publish(big_event{{1, 2, 3, 4, 6}});
@@ -1456,15 +1481,19 @@ TEST_CASE("executor_stats counts every task exactly", "[executor][stats]") {
 
 namespace {}  // namespace
 
-// Item 9: 2^58 slots of 64 bytes is 2^64 bytes, which wrapped to a 0-byte allocation.
-TEST_CASE("an executor rejects a capacity too large for memory instead of allocating too little",
+// Item 9: 2^58 slots of 64 bytes was 2^64 bytes, which wrapped to a 0-byte allocation. Lanes are
+// sized in bytes now, and sizes past PTRDIFF_MAX / 2 are refused before any arithmetic.
+TEST_CASE("an executor rejects a lane size too large for memory instead of allocating too little",
           "[executor][issue9]") {
-    for (const unsigned shift : {57U, 58U, 59U, 63U}) {
-        INFO("capacity 2^" << shift);
-        const std::size_t huge = std::size_t{1} << shift;
-        CHECK_THROWS_AS(manual_executor{lane_of(huge)}, std::invalid_argument);
-        CHECK_THROWS_AS(thread_executor{lane_of(huge)}, std::invalid_argument);
+    for (const unsigned shift : {62U, 63U}) {
+        INFO("lane_bytes 2^" << shift);
+        executor_options options;
+        options.lane_bytes = std::size_t{1} << shift;
+        CHECK_THROWS_AS(manual_executor{options}, std::invalid_argument);
+        CHECK_THROWS_AS(thread_executor{options}, std::invalid_argument);
     }
+    // A huge count bound allocates nothing by itself: the lane's bytes are the memory.
+    CHECK_NOTHROW(manual_executor{lane_of(std::size_t{1} << 62)});
 }
 
 // Item 14: spin_duration = microseconds::max() overflowed a signed computation (UBSan) when
@@ -1871,4 +1900,149 @@ TEST_CASE(
         INFO(outcome.err);
         CHECK(contains(outcome.err, "tidings: a manual_executor was destroyed inside a handler"));
     }
+}
+
+// --- issue 10: compact lanes and the executor-wide bound ---------------------------------------
+
+namespace {
+
+struct sixteen_bytes {
+    std::uint64_t sequence = 0;
+    std::uint64_t payload = 0;
+};
+
+/// Its copy throws while `copies_left` is 0 (a move never throws).
+struct fragile_copy {
+    static inline int copies_left = 0;
+    int value = 0;
+    explicit fragile_copy(int v) : value(v) {}
+    fragile_copy(const fragile_copy& other) : value(other.value) {
+        if (copies_left == 0) throw std::runtime_error("copy refused");
+        --copies_left;
+    }
+    fragile_copy(fragile_copy&&) noexcept = default;
+    fragile_copy& operator=(const fragile_copy&) = default;
+    fragile_copy& operator=(fragile_copy&&) noexcept = default;
+    ~fragile_copy() = default;
+};
+
+}  // namespace
+
+TEST_CASE("a queued delivery of a 16-byte event takes 48 bytes of its lane", "[executor][issue10]") {
+    if constexpr (sizeof(void*) == 8) {
+        tidings::bus bus;
+        executor_options options;
+        options.lane_bytes = 1024;
+        options.on_full = overflow::drop;
+        manual_executor frame{options};
+        std::vector<std::uint64_t> seen;
+        auto s = bus.subscribe([&](const sixteen_bytes& e) { seen.push_back(e.sequence); },
+                               deliver_on(frame));
+        std::uint64_t accepted = 0;
+        for (std::uint64_t i = 0; i < 100; ++i) {
+            if (bus.publish(sixteen_bytes{i, 0}).accepted()) ++accepted;
+        }
+        CHECK(accepted == 1024 / 48);  // 21 records, not 16 slots of 64 bytes
+        CHECK(frame.stats().dropped == 100 - accepted);
+        CHECK(frame.run_pending() == accepted);
+        REQUIRE(seen.size() == accepted);
+        for (std::uint64_t i = 0; i < accepted; ++i) CHECK(seen[i] == i);
+    }
+}
+
+TEST_CASE("events of mixed sizes keep their order through a small lane that wraps many times",
+          "[executor][issue10]") {
+    tidings::bus bus;
+    executor_options options;
+    options.lane_bytes = 1024;
+    manual_executor frame{options};
+    std::vector<std::uint64_t> seen;
+    auto small = bus.subscribe([&](const sixteen_bytes& e) { seen.push_back(e.sequence); },
+                               deliver_on(frame));
+    auto large = bus.subscribe([&](const slot_sized_event& e) { seen.push_back(e.words[31]); },
+                               deliver_on(frame));
+    std::uint64_t next = 0;
+    for (int round = 0; round < 200; ++round) {
+        // 1 .. 3 events per round, sizes alternating irregularly: the lane's end falls
+        // everywhere in a record's place over the rounds.
+        for (int i = 0; i <= round % 3; ++i, ++next) {
+            if ((next * 7) % 3 == 0) {
+                slot_sized_event e;
+                e.words[31] = next;
+                bus.publish(e);
+            } else {
+                bus.publish(sixteen_bytes{next, 0});
+            }
+        }
+        frame.run_pending();
+    }
+    REQUIRE(seen.size() == next);
+    for (std::uint64_t i = 0; i < next; ++i) CHECK(seen[i] == i);
+    CHECK(frame.stats().heap_events == 0);
+}
+
+TEST_CASE("max_pending bounds the tasks queued across every producer's lane",
+          "[executor][issue10]") {
+    tidings::bus bus;
+    executor_options options;
+    options.max_pending = 3;
+    options.on_full = overflow::drop;
+    manual_executor frame{options};
+    int calls = 0;
+    auto s = bus.subscribe([&](const note&) { ++calls; }, deliver_on(frame));
+    CHECK(bus.publish(note{1}).accepted());
+    CHECK(bus.publish(note{2}).accepted());
+    std::vector<bool> other;
+    std::thread([&] {
+        for (int i = 0; i < 2; ++i) other.push_back(bus.publish(note{3 + i}).accepted());
+    }).join();
+    CHECK(other == std::vector<bool>{true, false});  // a lane of its own, but the bound is shared
+    CHECK(frame.pending() == 3);
+    CHECK(frame.stats().dropped == 1);
+    CHECK(frame.run_pending() == 3);
+    // The consumer gave the count back: three more fit again, and no fourth.
+    for (int i = 0; i < 3; ++i) CHECK(bus.publish(note{10 + i}).accepted());
+    CHECK_FALSE(bus.publish(note{20}).accepted());
+    CHECK(frame.run_pending() == 3);
+    CHECK(calls == 6);
+}
+
+TEST_CASE("max_pending with overflow::fail throws queue_full and leaks no count",
+          "[executor][issue10]") {
+    tidings::bus bus;
+    executor_options options;
+    options.max_pending = 2;
+    options.on_full = overflow::fail;
+    manual_executor frame{options};
+    auto s = bus.subscribe([](const note&) {}, deliver_on(frame));
+    for (int round = 0; round < 3; ++round) {
+        CHECK(bus.publish(note{1}).accepted());
+        CHECK(bus.publish(note{2}).accepted());
+        CHECK_THROWS_AS(bus.publish(note{3}), tidings::queue_full);
+        CHECK(frame.pending() == 2);
+        CHECK(frame.run_pending() == 2);
+    }
+}
+
+TEST_CASE("an event whose copy throws while it is queued gives its place back, under both bounds",
+          "[executor][issue10]") {
+    tidings::bus bus;
+    executor_options options;
+    options.capacity = 2;
+    options.max_pending = 2;
+    options.on_full = overflow::drop;
+    manual_executor frame{options};
+    std::vector<int> seen;
+    auto s = bus.subscribe([&](const fragile_copy& e) { seen.push_back(e.value); },
+                           deliver_on(frame));
+    const fragile_copy event{7};
+    fragile_copy::copies_left = 0;
+    for (int i = 0; i < 5; ++i) CHECK_THROWS_AS(bus.publish(event), std::runtime_error);
+    CHECK(frame.pending() == 0);
+    fragile_copy::copies_left = 100;
+    CHECK(bus.publish(event).accepted());
+    CHECK(bus.publish(fragile_copy{8}).accepted());
+    CHECK_FALSE(bus.publish(fragile_copy{9}).accepted());
+    CHECK(frame.run_pending() == 2);
+    CHECK(seen == std::vector<int>{7, 8});
 }

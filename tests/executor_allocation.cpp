@@ -1,5 +1,5 @@
-// A queued delivery allocates nothing in steady state when its event fits in a queue slot, and
-// an event too large for a slot is stored on the heap and counted. The counting comes from
+// A queued delivery allocates nothing in steady state when its event fits in a lane record
+// (up to 256 bytes), and an event too large for a record is stored on the heap and counted. The counting comes from
 // tests/allocation.cpp (tidings_test::allocation_window): each thread counts its own
 // allocations, so the producer's and the consumer's are measured separately.
 
@@ -18,19 +18,19 @@ namespace {
 using tidings_test::allocation_window;
 using tidings_test::spin_until;
 
-/// The largest event that travels inside a slot on 64-bit platforms (docs/async.md: 32 bytes).
+/// The largest event promised to travel inside a lane record (docs/async.md: 256 bytes).
 struct fits {
     std::int64_t sequence = 0;
-    std::int64_t padding[3]{};
+    std::int64_t padding[31]{};
 };
-static_assert(sizeof(fits) == 32);
+static_assert(sizeof(fits) == 256);
 
-/// One word too large for a slot: stored on the heap.
+/// Over the 512-byte record limit: stored on the heap.
 struct too_large {
     std::int64_t sequence = 0;
-    std::int64_t padding[4]{};
+    std::int64_t padding[64]{};
 };
-static_assert(sizeof(too_large) == 40);
+static_assert(sizeof(too_large) == 520);
 
 constexpr std::int64_t rounds = 100;
 constexpr std::int64_t per_round = 48;  // more than a lane holds below, so the ring wraps
@@ -38,7 +38,7 @@ constexpr std::int64_t publishes = rounds * per_round;
 
 }  // namespace
 
-TEST_CASE("publishing and running slot-sized events on a manual_executor allocates nothing",
+TEST_CASE("publishing and running record-sized events on a manual_executor allocates nothing",
           "[executor][allocation]") {
     tidings::bus bus;
     tidings::manual_executor frame{tidings::executor_options{.capacity = 64}};
@@ -91,7 +91,7 @@ TEST_CASE("publishing and running slot-sized events on a manual_executor allocat
     CHECK(other.stats().heap_events == 0);
 }
 
-TEST_CASE("publishing slot-sized events to a thread_executor allocates nothing in either thread",
+TEST_CASE("publishing record-sized events to a thread_executor allocates nothing in either thread",
           "[executor][allocation][threaded]") {
     tidings::bus bus;
     // A small lane, so that the producer also waits for space (overflow::block) now and then.
@@ -125,7 +125,7 @@ TEST_CASE("publishing slot-sized events to a thread_executor allocates nothing i
     CHECK(worker.stats().heap_events == 0);
 }
 
-TEST_CASE("an event larger than a slot is allocated once per queued publish and counted",
+TEST_CASE("an event larger than a record is allocated once per queued publish and counted",
           "[executor][allocation]") {
     tidings::bus bus;
     tidings::manual_executor frame{tidings::executor_options{.capacity = 64}};

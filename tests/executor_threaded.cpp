@@ -12,6 +12,7 @@
 #include "test_support.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -40,13 +41,13 @@ struct ping {
     int producer = 0;
     std::int64_t sequence = 0;
 };
-/// The same stamp, in an event too large for a slot: it travels on the heap.
+/// The same stamp, in an event too large for a lane record: it travels on the heap.
 struct pong {
     int producer = 0;
     std::int64_t sequence = 0;
-    std::int64_t padding[3]{};
+    std::int64_t padding[64]{};
 };
-static_assert(sizeof(pong) > 32, "pong must not fit in a queue slot");
+static_assert(sizeof(pong) > 512, "pong must not fit in a lane record");
 /// Holds the consumer until the test lets it go.
 struct gate {};
 
@@ -131,10 +132,12 @@ std::int64_t sum(const std::array<std::atomic<std::int64_t>, max_producers>& cou
     return total;
 }
 
+/// A lane bounded at `capacity` tasks, with bytes enough for that many small tasks.
 tidings::executor_options small_queue(std::size_t capacity,
                                       tidings::overflow on_full = tidings::overflow::block) {
     tidings::executor_options options;
     options.capacity = capacity;
+    options.lane_bytes = std::max<std::size_t>(1024, std::bit_ceil(capacity * 64));
     options.on_full = on_full;
     return options;
 }
@@ -1207,4 +1210,50 @@ TEST_CASE("an idle thread_executor keeps no bus that died with tasks queued on i
     const tidings::executor_stats stats = worker.stats();
     CHECK(stats.executed == 400);
     CHECK(static_cast<std::uint64_t>(handled.load()) + stats.cancelled == 400);
+}
+
+// Issue 10: max_pending is one bound shared by every producer's lane. Producers blocked on it
+// sleep (their lanes are far from full) and must be woken by the consumer's batches, whichever
+// lane those came from; the worker checks the bound from inside every handler.
+TEST_CASE("producers blocked on an executor's max_pending are all woken, and the bound holds",
+          "[executor][threaded][issue10]") {
+    constexpr int producers = 3;
+    constexpr std::size_t bound = 4;
+    const std::int64_t events = scaled(40'000);  // per producer
+    for (const auto wait : {tidings::wait_strategy::block, tidings::wait_strategy::adaptive}) {
+        INFO("wait strategy " << static_cast<int>(wait));
+        tidings::bus bus;
+        tidings::executor_options options;
+        options.max_pending = bound;
+        options.wait = wait;
+        options.spin_duration = std::chrono::microseconds{0};
+        options.yield_duration = std::chrono::microseconds{0};
+        tidings::thread_executor worker{options};
+        sequence_checker order;      // the worker's
+        std::size_t over_bound = 0;  // the worker's
+        auto s = bus.subscribe(
+            [&](const ping& e) {
+                order.see(e.producer, e.sequence);
+                if (worker.pending() > bound) ++over_bound;
+            },
+            tidings::deliver_on(worker));
+        {
+            std::latch start{producers};
+            std::vector<std::jthread> threads;
+            for (int p = 0; p < producers; ++p) {
+                threads.emplace_back([&, p] {
+                    start.arrive_and_wait();
+                    for (std::int64_t seq = 0; seq < events; ++seq) bus.publish(ping{p, seq});
+                });
+            }
+        }
+        CHECK(worker.stop() == 0);
+        const tidings::executor_stats stats = worker.stats();
+        CHECK(stats.queued == static_cast<std::uint64_t>(producers * events));
+        CHECK(stats.executed == stats.queued);
+        CHECK(stats.dropped == 0);
+        CHECK(over_bound == 0);
+        CHECK(order.violations() == 0);
+        CHECK(order.received() == producers * events);
+    }
 }

@@ -27,7 +27,7 @@ using tidings::detail::task_outcome;
 // sequence number, all checked by the consumer (a torn or overwritten record is caught).
 struct probe {
     std::uint64_t sequence;
-    std::uint32_t size;
+    std::size_t size;
 };
 
 task_outcome probe_operation(record_header& header, task_action, void*) noexcept {
@@ -35,8 +35,8 @@ task_outcome probe_operation(record_header& header, task_action, void*) noexcept
 }
 
 // The size of record number `sequence` in the mixed-size streams: 24 .. 512 bytes (a probe needs 24).
-std::uint32_t mixed_size(std::uint64_t sequence) {
-    static constexpr std::uint32_t sizes[] = {24, 48, 32, 512, 64, 8 * 33, 24, 136, 40, 200};
+std::size_t mixed_size(std::uint64_t sequence) {
+    static constexpr std::size_t sizes[] = {24, 48, 32, 512, 64, 8 * 33, 24, 136, 40, 200};
     return sizes[sequence % std::size(sizes)];
 }
 
@@ -44,16 +44,15 @@ std::byte filler(std::uint64_t sequence, std::size_t at) {
     return static_cast<std::byte>((sequence * 31 + at) & 0xff);
 }
 
-bool try_push(record_ring& ring, std::uint64_t sequence, std::uint32_t size) {
-    void* at = ring.try_claim(size);
-    if (at == nullptr) return false;
-    auto* header = ::new (at) record_header{&probe_operation};
-    ::new (header->payload<probe>()) probe{sequence, size};
-    auto* bytes = static_cast<std::byte*>(at);
+bool try_push(record_ring& ring, std::uint64_t sequence, std::size_t size) {
+    record_header* header = ring.try_claim(size);
+    if (header == nullptr) return false;
+    ::new (header->storage()) probe{sequence, size};
+    auto* bytes = reinterpret_cast<std::byte*>(header);
     for (std::size_t i = sizeof(record_header) + sizeof(probe); i < size; ++i) {
         bytes[i] = filler(sequence, i);
     }
-    ring.commit();
+    ring.commit(&probe_operation);
     return true;
 }
 
@@ -61,7 +60,7 @@ bool try_push(record_ring& ring, std::uint64_t sequence, std::uint32_t size) {
 std::int64_t try_pop(record_ring& ring) {
     record_header* header = ring.try_front();
     if (header == nullptr) return -1;
-    const task_outcome outcome = header->operation(*header, task_action::run, nullptr);
+    const task_outcome outcome = (*header)(task_action::run, nullptr);
     const probe& p = *header->payload<probe>();
     REQUIRE(outcome.size == p.size);
     auto* bytes = reinterpret_cast<std::byte*>(header);
@@ -128,15 +127,21 @@ TEST_CASE("a ring full by records refuses a claim until the consumer hands recor
 TEST_CASE("a ring full by bytes refuses a claim until the consumer hands bytes back",
           "[record_ring]") {
     record_ring ring(1024, ~std::size_t{0});
-    for (std::uint64_t i = 0; i < 2; ++i) REQUIRE(try_push(ring, i, 512));
-    CHECK(ring.full_for(8));
+    // Each record also needs 8 bytes after it, for the terminator the consumer stops at.
+    REQUIRE(try_push(ring, 0, 512));
+    CHECK(ring.full_for(512));
+    REQUIRE(try_push(ring, 1, 496));  // up to 1008: 8 bytes left, and the terminator
+    CHECK(ring.full_for(16));
+    CHECK_FALSE(ring.full_for(8));
     CHECK(try_pop(ring) == 0);
-    CHECK(ring.full_for(8));
+    CHECK(ring.full_for(16));  // popped, not handed back
     ring.release_consumed();
-    // 512 bytes free at the start: a 512-byte record fits exactly, a 520-byte one could not.
-    CHECK_FALSE(ring.full_for(512));
-    REQUIRE(try_push(ring, 2, 512));
-    CHECK(ring.full_for(8));
+    // 512 bytes free at the start, 16 at the end (skipped): a 504-byte record and its
+    // terminator fit, a 512-byte one does not.
+    CHECK(ring.full_for(512));
+    CHECK_FALSE(ring.full_for(504));
+    REQUIRE(try_push(ring, 2, 504));
+    CHECK(ring.full_for(16));
     CHECK(try_pop(ring) == 1);
     CHECK(try_pop(ring) == 2);
     CHECK(try_pop(ring) == -1);
@@ -182,9 +187,9 @@ TEST_CASE("a claim that is never committed is invisible and its room is reused",
     ring.release_consumed();
     // A claim that needs the end marker, abandoned (its construction threw, say): the marker
     // it wrote is not published, and a smaller record that fits before the end overwrites it.
-    void* abandoned = ring.try_claim(200);
+    record_header* abandoned = ring.try_claim(200);
     REQUIRE(abandoned != nullptr);
-    std::memset(abandoned, 0xee, 200);
+    std::memset(abandoned->storage(), 0xee, 192);
     CHECK(ring.try_front() == nullptr);
     REQUIRE(try_push(ring, 3, 112));  // at 912, where the marker was
     CHECK(ring.produced() == 1024);

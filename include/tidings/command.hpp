@@ -13,7 +13,7 @@
 #include <tidings/detail/channel.hpp>
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/executor_core.hpp>
-#include <tidings/detail/task_ring.hpp>
+#include <tidings/detail/record_ring.hpp>
 #include <tidings/detail/type_index.hpp>
 #include <tidings/detail/type_name.hpp>
 #include <tidings/subscription.hpp>
@@ -139,10 +139,12 @@ struct command_node_impl final : command_node<Command, Threading> {
 template <class Command, class Threading>
 class command_channel;
 
-/// A queued command in a queue slot: the command, the promise of its result.
+/// A queued command in a lane record: the command (inline when it fits, else on the heap),
+/// the promise of its result.
 template <class Command, class Threading, bool Inline>
 struct command_task {
     using result_type = command_result_t<Command>;
+    static constexpr bool on_heap = !Inline;
 
     command_channel<Command, Threading>* target;
     /// The id of the handler the command was sent to: a handler registered after it (even on
@@ -159,8 +161,9 @@ struct command_task {
         }
     }
 
-    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
-        auto* self = slot.as<command_task>();
+    static task_outcome operation(record_header& record, task_action action,
+                                  void* context) noexcept {
+        auto* self = record.payload<command_task>();
         if (action == task_action::run) {
             self->target->run_queued(self->get(), self->handler_id, self->promise,
                                      *static_cast<executor_core*>(context));
@@ -169,7 +172,7 @@ struct command_task {
                 "tidings: the executor discarded a queued command before it ran")));
         }
         self->~command_task();
-        return 0;
+        return {record_size_of<command_task>, 0};
     }
 };
 
@@ -312,22 +315,17 @@ private:
     std::future<result_type> enqueue(node_type& handler, Arg&& command) {
         std::future<result_type> result;
         this->note_queued();
-        const bool queued = handler.executor->push([&](task_slot& slot) -> bool {
-            constexpr bool in_slot =
-                sizeof(command_task<Command, Threading, true>) <= task_slot::storage_size &&
-                alignof(command_task<Command, Threading, true>) <= 8;
-            using task = command_task<Command, Threading, in_slot>;
+        constexpr bool in_record = fits_in_record<command_task<Command, Threading, true>>;
+        using task = command_task<Command, Threading, in_record>;
+        const bool queued = handler.executor->template push<task>([&](void* where) {
             std::promise<result_type> promise;
             result = promise.get_future();
-            if constexpr (in_slot) {
-                ::new (slot.storage)
-                    task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
+            if constexpr (in_record) {
+                ::new (where) task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
             } else {
-                ::new (slot.storage) task{this, handler.id, std::move(promise),
-                                          std::make_unique<Command>(std::forward<Arg>(command))};
+                ::new (where) task{this, handler.id, std::move(promise),
+                                   std::make_unique<Command>(std::forward<Arg>(command))};
             }
-            slot.operation = &task::operation;
-            return !in_slot;
         });
         if (!queued) {
             // overflow::drop refused it (its queue is full, or it has stopped).

@@ -73,11 +73,28 @@ enum class stop_mode {
 };
 
 /// @brief How an executor's queues behave. Every field has a sensible default.
+///
+/// Memory: each thread that publishes to an executor gets a lane of `lane_bytes` (16 KiB by
+/// default), so an executor holds `lanes × lane_bytes`, where `lanes` is at most the number of
+/// producer threads alive at once (a thread's lane is reused after it exits), plus, for events
+/// too large to travel inline (over 256 bytes; executor_stats::heap_events), one heap copy per
+/// pending event. `max_pending` bounds the pending tasks across all lanes.
 struct executor_options {
-    /// Slots per producer thread (each thread that publishes to the executor gets its own
-    /// lane of this many slots, 64 bytes each). A power of two, at least 2 and at most
-    /// detail::task_ring::max_capacity (2^56: larger lanes could not be addressed).
-    std::size_t capacity = 1024;
+    /// No bound beyond the lanes' bytes (for `capacity` and `max_pending`).
+    static constexpr std::size_t unbounded = ~std::size_t{0};
+
+    /// Bytes of each producer thread's lane: a power of two, at least 1024 and at most
+    /// PTRDIFF_MAX / 2 (else the constructor throws std::invalid_argument). A queued delivery
+    /// of an event of N bytes takes about N + 32 bytes (48 for a 16-byte event); keep a lane
+    /// well inside the L1 cache, where the 16 KiB default measured fastest.
+    std::size_t lane_bytes = 16 * 1024;
+    /// Tasks per producer lane, at least 1 (a lane is full when either bound is reached):
+    /// for a bound in events rather than bytes, e.g. to cap a producer's lead over its consumer.
+    std::size_t capacity = unbounded;
+    /// Tasks pending across all lanes of the executor, at least 1: a publish that would exceed
+    /// it is handled like one into a full lane (on_full). Costs one shared atomic increment per
+    /// publish and a decrement per consumed batch, so it is off by default.
+    std::size_t max_pending = unbounded;
     /// What a publish does when its lane is full.
     overflow on_full = overflow::block;
     /// How the consumer waits for work, and a blocked producer for space.
@@ -101,10 +118,10 @@ struct executor_stats {
     /// Accepted tasks thrown away by a discarding stop (or a manual_executor's destruction),
     /// and the live events a replaying subscriber held behind discarded replayed events.
     std::uint64_t discarded = 0;
-    std::uint64_t dropped = 0;      ///< publishes refused by overflow::drop on a full lane
+    std::uint64_t dropped = 0;      ///< publishes refused by overflow::drop: full lane or max_pending
     std::uint64_t rejected = 0;     ///< publishes refused because the executor had stopped
     std::uint64_t cancelled = 0;    ///< deliveries skipped: the subscriber left after the publish
-    std::uint64_t heap_events = 0;  ///< events too large for a slot, stored on the heap
+    std::uint64_t heap_events = 0;  ///< events too large for a lane record, stored on the heap
     std::size_t pending = 0;        ///< tasks queued now
 };
 

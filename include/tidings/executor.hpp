@@ -48,8 +48,8 @@ struct deliver_on {
 /// whose thread runs it.
 class manual_executor {
 public:
-    /// @throws std::invalid_argument if options.capacity is not a power of two in
-    /// [2, detail::task_ring::max_capacity] or a wait duration is negative; std::bad_alloc.
+    /// @throws std::invalid_argument for options out of range (executor_options says each
+    /// field's range); std::bad_alloc.
     /// Strong guarantee: nothing was made, nothing leaks (tests/allocation_failure.cpp).
     explicit manual_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)) {
@@ -144,9 +144,8 @@ private:
 /// tidings::would_deadlock; the destructor ends the process with a `tidings:` message).
 class thread_executor {
 public:
-    /// @throws std::invalid_argument if options.capacity is not a power of two in
-    /// [2, detail::task_ring::max_capacity] or a wait duration is negative;
-    /// std::system_error if the thread cannot be started; std::bad_alloc. Strong guarantee:
+    /// @throws std::invalid_argument for options out of range (executor_options says each
+    /// field's range); std::system_error if the thread cannot be started; std::bad_alloc. Strong guarantee:
     /// no thread is left running, nothing leaks (tests/allocation_failure.cpp).
     explicit thread_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)),

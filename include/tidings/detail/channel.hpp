@@ -14,7 +14,7 @@
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/executor_core.hpp>
 #include <tidings/detail/plain_atomic.hpp>
-#include <tidings/detail/task_ring.hpp>
+#include <tidings/detail/record_ring.hpp>
 #include <tidings/detail/type_name.hpp>
 #include <tidings/options.hpp>
 #include <tidings/subscription.hpp>
@@ -303,10 +303,12 @@ struct snapshot final : retired {
 template <class Event, class Threading>
 class channel;
 
-/// A queued delivery of one event to one executor, stored in a queue slot: the event inline
+/// A queued delivery of one event to one executor, stored in a lane record: the event inline
 /// when it fits, else on the heap.
 template <class Event, class Threading, bool Inline>
 struct delivery_task {
+    static constexpr bool on_heap = !Inline;
+
     channel<Event, Threading>* target;
     std::uint64_t max_id;
     std::uint32_t recipients;
@@ -320,15 +322,16 @@ struct delivery_task {
         }
     }
 
-    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
-        auto* self = slot.as<delivery_task>();
+    static task_outcome operation(record_header& record, task_action action,
+                                  void* context) noexcept {
+        auto* self = record.payload<delivery_task>();
         std::size_t cancelled = 0;
         if (action == task_action::run) {
             cancelled = self->target->deliver_queued(self->get(), self->max_id, self->recipients,
                                                      *static_cast<executor_core*>(context));
         }
         self->~delivery_task();
-        return cancelled;
+        return {record_size_of<delivery_task>, cancelled};
     }
 };
 
@@ -336,6 +339,8 @@ struct delivery_task {
 /// fits, else on the heap.
 template <class Event, class Threading, bool Inline>
 struct replay_task {
+    static constexpr bool on_heap = !Inline;
+
     channel<Event, Threading>* target;
     std::uint64_t node_id;
     std::conditional_t<Inline, Event, std::unique_ptr<Event>> event;
@@ -350,8 +355,9 @@ struct replay_task {
 
     /// Run: returns 1 if the subscriber had left (cancelled). Discard: returns how many held
     /// live events were thrown away with it (the executor counts them as discarded).
-    static std::size_t operation(task_slot& slot, task_action action, void* context) noexcept {
-        auto* self = slot.as<replay_task>();
+    static task_outcome operation(record_header& record, task_action action,
+                                  void* context) noexcept {
+        auto* self = record.payload<replay_task>();
         std::size_t count = 0;
         auto& executor = *static_cast<executor_core*>(context);
         if (action == task_action::run) {
@@ -360,7 +366,7 @@ struct replay_task {
             count = self->target->discard_replay(self->node_id, executor);
         }
         self->~replay_task();
-        return count;
+        return {record_size_of<replay_task>, count};
     }
 };
 
@@ -474,11 +480,11 @@ struct is_replay_gate : std::false_type {};
 template <class Event, class Handler>
 struct is_replay_gate<replay_gate<Event, Handler>> : std::true_type {};
 
-/// True when a delivery of `Event` fits in a queue slot.
+/// True when a delivery of `Event` travels inline in a lane record (events up to 256 bytes,
+/// and larger ones up to the record limit, aligned to at most 8 bytes).
 template <class Event, class Threading>
-inline constexpr bool fits_in_slot =
-    sizeof(delivery_task<Event, Threading, true>) <= task_slot::storage_size &&
-    alignof(delivery_task<Event, Threading, true>) <= 8 && std::is_nothrow_destructible_v<Event>;
+inline constexpr bool fits_in_record_inline =
+    fits_in_record<delivery_task<Event, Threading, true>> && std::is_nothrow_destructible_v<Event>;
 
 /// The channel of one event type.
 template <class Event, class Threading>
@@ -652,18 +658,15 @@ public:
         typename domain_type::read_section section{domain_, this->scope_id()};
         this->note_queued();
         for (const Event& event : events) {
-            const bool queued = executor.push([&](task_slot& slot) -> bool {
-                constexpr bool in_slot =
-                    sizeof(replay_task<Event, Threading, true>) <= task_slot::storage_size &&
-                    alignof(replay_task<Event, Threading, true>) <= 8;
-                using task = replay_task<Event, Threading, in_slot>;
-                if constexpr (in_slot) {
-                    ::new (slot.storage) task{this, node_id, event};
+            constexpr bool in_record = fits_in_record<replay_task<Event, Threading, true>> &&
+                                       std::is_nothrow_destructible_v<Event>;
+            using task = replay_task<Event, Threading, in_record>;
+            const bool queued = executor.push<task>([&](void* where) {
+                if constexpr (in_record) {
+                    ::new (where) task{this, node_id, event};
                 } else {
-                    ::new (slot.storage) task{this, node_id, std::make_unique<Event>(event)};
+                    ::new (where) task{this, node_id, std::make_unique<Event>(event)};
                 }
-                slot.operation = &task::operation;
-                return !in_slot;
             });
             if (queued) ++accepted;
         }
@@ -1048,17 +1051,15 @@ private:
     bool push(executor_core& executor, Arg&& event, std::uint64_t max_id,
               std::uint32_t recipients) {
         this->note_queued();
-        return executor.push([&](task_slot& slot) -> bool {
-            constexpr bool in_slot = fits_in_slot<Event, Threading>;
-            using task = delivery_task<Event, Threading, in_slot>;
-            if constexpr (in_slot) {
-                ::new (slot.storage) task{this, max_id, recipients, std::forward<Arg>(event)};
+        constexpr bool in_record = fits_in_record_inline<Event, Threading>;
+        using task = delivery_task<Event, Threading, in_record>;
+        return executor.push<task>([&](void* where) {
+            if constexpr (in_record) {
+                ::new (where) task{this, max_id, recipients, std::forward<Arg>(event)};
             } else {
-                ::new (slot.storage) task{this, max_id, recipients,
-                                          std::make_unique<Event>(std::forward<Arg>(event))};
+                ::new (where) task{this, max_id, recipients,
+                                   std::make_unique<Event>(std::forward<Arg>(event))};
             }
-            slot.operation = &task::operation;
-            return !in_slot;
         });
     }
 

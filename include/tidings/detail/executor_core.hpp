@@ -5,8 +5,8 @@
 /// it keeps alive, and its stats. The public executors of executor.hpp are thin owners of
 /// one; the bus and its channels reach it through detail::executor_type and executor_client.
 ///
-/// Design: an executor has one lane (a task_ring, detail/lanes.hpp) per producer thread, so a
-/// publish writes only memory of its own thread and the ring's slot, and the events one thread
+/// Design: an executor has one lane (a record_ring, detail/lanes.hpp) per producer thread, so
+/// a publish writes only memory of its own thread and its lane's record, and the events one thread
 /// publishes reach the executor in the order it published them, across event types
 /// (per-producer FIFO). The consumer visits the lanes round-robin in batches. Waits follow
 /// the executor's wait_policy (detail/wait.hpp); the store-load races between a waiter and
@@ -20,7 +20,7 @@
 #include <tidings/detail/barrier.hpp>
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/lanes.hpp>
-#include <tidings/detail/task_ring.hpp>
+#include <tidings/detail/record_ring.hpp>
 #include <tidings/detail/wait.hpp>
 
 #include <algorithm>
@@ -59,8 +59,8 @@ protected:
 /// consumer thread at a time; stats(), pending() from any thread.
 class executor_core {
 public:
-    /// @throws std::invalid_argument if the capacity is not a power of two in
-    /// [2, task_ring::max_capacity] or a wait duration is negative.
+    /// @throws std::invalid_argument for lane_bytes that is not a power of two in
+    /// [1024, PTRDIFF_MAX / 2], a capacity or max_pending of 0, or a negative wait duration.
     explicit executor_core(const executor_options& options)
         : options_(checked(options)),
           consumer_wait_(options_, waiter::consumer),
@@ -97,29 +97,39 @@ public:
         return lane_slow(way);
     }
 
-    /// Queues one task built by `build(task_slot&)`. Returns true if queued, false if
-    /// refused by overflow::drop (counted). Throws queue_full, executor_stopped or
-    /// would_deadlock as documented on tidings::overflow.
-    /// Must be called inside a dispatch (a bus read section), so that stop() can wait for it.
-    template <class Build>
+    /// Queues one task of type `Task`, built by `build(void* where)` (a placement new of Task
+    /// there, in a lane record). Task has `static task_outcome operation(record_header&,
+    /// task_action, void* executor) noexcept`, which runs or discards it and destroys it, and
+    /// `static constexpr bool on_heap` (its event is on the heap). Returns true if queued,
+    /// false if refused by overflow::drop (counted). Throws queue_full, executor_stopped or
+    /// would_deadlock as documented on tidings::overflow, or what `build` throws (then nothing
+    /// was queued). Must be called inside a dispatch (a bus read section), so that stop() can
+    /// wait for it.
+    template <class Task, class Build>
     bool push(Build&& build) {
+        static_assert(fits_in_record<Task>, "a queued task must fit in a lane record");
+        constexpr std::size_t size = record_size_of<Task>;
         // relaxed: stop() stores false and then waits for every dispatch that could have read
         // true (an epoch grace period), so a push that reads true completes before the drain.
         if (!accepting_.load(std::memory_order_relaxed)) [[unlikely]] {
             return refuse_stopped();
         }
         lane& own = lane_for_this_thread();
-        task_slot* slot = own.ring.try_claim();
-        if (slot == nullptr) [[unlikely]] {
-            slot = claim_when_full(own);
-            if (slot == nullptr) return false;
+        record_header* at = own.ring.try_claim(size);
+        if (at == nullptr || (bounded_ && !take_pending())) [[unlikely]] {
+            at = claim_when_full(own, size);
+            if (at == nullptr) return false;
         }
-        const bool on_heap = build(*slot);
-        own.ring.commit();
+        try {
+            build(at->storage());
+        } catch (...) {
+            if (bounded_) give_back_pending(1);  // the record is never committed
+            throw;
+        }
+        own.ring.commit(&Task::operation);
         TIDINGS_SCHEDULE_POINT();  // between the commit and the read of `sleeping_`
-        // relaxed: statistics with a single writer (this producer thread).
-        own.queued.store(own.queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        if (on_heap) {
+        if constexpr (Task::on_heap) {
+            // relaxed: a statistic with a single writer (this producer thread).
             own.heap_events.store(own.heap_events.load(std::memory_order_relaxed) + 1,
                                   std::memory_order_relaxed);
         }
@@ -170,18 +180,24 @@ public:
     /// Throws every queued task away; returns how many, plus the live events that a
     /// replaying subscriber held behind discarded replayed events (thrown away with them).
     std::size_t discard_all() noexcept {
-        std::size_t count = 0;
+        std::size_t tasks = 0;
+        std::size_t held = 0;
         for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
              current = current->next) {
-            while (task_slot* slot = current->ring.try_front()) {
-                count += 1 + slot->operation(*slot, task_action::discard, this);
-                current->ring.pop();
+            std::size_t from_lane = 0;
+            while (record_header* record = current->ring.try_front()) {
+                const task_outcome outcome = (*record)(task_action::discard, this);
+                held += outcome.count;
+                current->ring.pop(outcome.size);
+                ++from_lane;
             }
             current->ring.release_consumed();
+            if (bounded_) give_back_pending(from_lane);
+            tasks += from_lane;
             notify_space(*current);
         }
-        add_relaxed(discarded_, count);
-        return count;
+        add_relaxed(discarded_, tasks + held);
+        return tasks + held;
     }
 
     /// True if some lane has a task (consumer thread).
@@ -320,7 +336,7 @@ public:
         executor_stats result;
         for (const lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
              current = current->next) {
-            result.queued += current->queued.load(std::memory_order_relaxed);
+            result.queued += current->ring.committed();
             result.heap_events += current->heap_events.load(std::memory_order_relaxed);
             result.pending += current->ring.size();
         }
@@ -341,7 +357,7 @@ public:
     // queued all its tasks (its shutdown waited for running publishes), so what it left lies
     // before each lane's current tail: bus_shut_down records those tails ("marks") for the
     // lanes that still hold tasks, and the bus is released once the consumer has handed back
-    // every slot up to its marks. With no task left (the common case) it is released at once,
+    // every record up to its marks. With no task left (the common case) it is released at once,
     // so an executor that is not being run does not accumulate dead buses.
 
     /// Remembers a bus that delivers through this executor (once per bus; O(1)).
@@ -479,16 +495,20 @@ private:
         std::vector<lane_mark> marks;  // set when the bus shuts down
     };
 
-    /// True once the consumer has handed back every slot before the marks.
+    /// True once the consumer has handed back every record before the marks.
     [[nodiscard]] static bool passed(const attachment& a) noexcept {
         return std::all_of(a.marks.begin(), a.marks.end(), [](const lane_mark& mark) {
             return mark.where->ring.consumed() >= mark.end;
         });
     }
 
-    /// @throws std::invalid_argument for a capacity or a duration out of range.
+    /// @throws std::invalid_argument for a size, a bound or a duration out of range.
     static const executor_options& checked(const executor_options& options) {
-        task_ring::check_capacity(options.capacity);
+        record_ring::check_bytes(options.lane_bytes);
+        if (options.capacity == 0 || options.max_pending == 0) {
+            throw std::invalid_argument(
+                "tidings: executor_options::capacity and max_pending must be at least 1");
+        }
         if (options.spin_duration.count() < 0 || options.yield_duration.count() < 0) {
             throw std::invalid_argument(
                 "tidings: executor_options::spin_duration and yield_duration must not be "
@@ -513,14 +533,16 @@ private:
         epoch_read_section section{reads_nothing};
         // Before each task: a discarding stop lets only the task already running finish.
         while (ran < limit && current.ring.head() < end && !halted()) {
-            task_slot* slot = current.ring.try_front();
-            if (slot == nullptr) break;
-            cancelled += slot->operation(*slot, task_action::run, this);
-            current.ring.pop();
+            record_header* record = current.ring.try_front();
+            if (record == nullptr) break;
+            const task_outcome outcome = (*record)(task_action::run, this);
+            cancelled += outcome.count;
+            current.ring.pop(outcome.size);
             ++ran;
         }
         if (ran != 0) {
             current.ring.release_consumed();
+            if (bounded_) give_back_pending(ran);
             // relaxed: statistics with a single writer (the consumer).
             executed_.store(executed_.load(std::memory_order_relaxed) + ran,
                             std::memory_order_relaxed);
@@ -528,7 +550,12 @@ private:
                 cancelled_.store(cancelled_.load(std::memory_order_relaxed) + cancelled,
                                  std::memory_order_relaxed);
             }
-            notify_space(current);
+            // With max_pending, a producer of any lane may wait for the count we lowered.
+            if (bounded_) {
+                notify_space_all();
+            } else {
+                notify_space(current);
+            }
         }
         return ran;
     }
@@ -537,10 +564,57 @@ private:
         // Store-load: our pops before our read of `producer_waiting`, paired with the
         // producer's heavy_barrier between setting it and re-checking for space.
         light_barrier();
+        wake_waiting_producer(current);
+    }
+
+    /// notify_space for every lane: the executor's pending count dropped (max_pending).
+    void notify_space_all() noexcept {
+        // Store-load, as in notify_space: our decrement of `pending_total_` before our reads of
+        // the flags.
+        light_barrier();
+        for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
+             current = current->next) {
+            wake_waiting_producer(*current);
+        }
+    }
+
+    static void wake_waiting_producer(lane& current) noexcept {
         if (current.producer_waiting.load(std::memory_order_relaxed)) {
             current.space.fetch_add(1, std::memory_order_release);
             current.space.notify_all();
         }
+    }
+
+    /// max_pending: counts one more pending task if the bound allows it.
+    [[nodiscard]] bool take_pending() noexcept {
+        // relaxed: the count only admits tasks (each record is published by its lane's own
+        // release/acquire); a producer that finds it full and sleeps is ordered against the
+        // consumer's decrement by the barriers of claim_when_full and notify_space_all.
+        // A compare-exchange, not an increment undone when over the bound: a transient excess
+        // would make a concurrent publish see a full executor that is not (a spurious drop).
+        std::size_t count = pending_total_.load(std::memory_order_relaxed);
+        do {
+            if (count >= options_.max_pending) return false;
+        } while (!pending_total_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed));
+        return true;
+    }
+
+    void give_back_pending(std::size_t count) noexcept {
+        if (count != 0) pending_total_.fetch_sub(count, std::memory_order_relaxed);  // see above
+    }
+
+    /// True when a record of `size` bytes fits in `own` and, with max_pending, the executor's
+    /// bound leaves room (a hint for a producer about to sleep: take_pending decides).
+    [[nodiscard]] bool room_for(lane& own, std::size_t size) noexcept {
+        if (own.ring.full_for(size)) return false;
+        return !bounded_ || pending_total_.load(std::memory_order_relaxed) < options_.max_pending;
+    }
+
+    /// A record of `size` bytes in `own`, counted against max_pending; null if either is full.
+    [[nodiscard]] record_header* try_take(lane& own, std::size_t size) noexcept {
+        record_header* at = own.ring.try_claim(size);
+        if (at == nullptr || (bounded_ && !take_pending())) return nullptr;
+        return at;
     }
 
     void sleep_until_woken(const std::atomic<bool>& stop_flag) noexcept {
@@ -643,7 +717,7 @@ private:
                 }
             }
         }
-        auto* created = new lane(options_.capacity, id_);
+        auto* created = new lane(options_.lane_bytes, options_.capacity, id_);
         lane* head = lanes_.load(std::memory_order_relaxed);
         do {
             created->next = head;
@@ -684,14 +758,17 @@ private:
         reader_record* record_;
     };
 
-    /// The lane is full: apply the overflow policy.
-    task_slot* claim_when_full(lane& own) {
+    /// The lane (or, with max_pending, the executor) is full: apply the overflow policy.
+    /// Returns a record of `size` bytes counted against max_pending, or null if refused.
+    record_header* claim_when_full(lane& own, std::size_t size) {
         switch (options_.on_full) {
             case overflow::drop:
                 dropped_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
                 return nullptr;
             case overflow::fail:
-                throw queue_full("tidings: an executor's queue is full (overflow::fail)");
+                throw queue_full(
+                    "tidings: an executor's queue is full (overflow::fail): the publishing "
+                    "thread's lane, or the executor's max_pending");
             case overflow::block:
                 break;
         }
@@ -706,7 +783,7 @@ private:
         // lane's consumer would otherwise wait for ever; it cancels our wait instead.
         const blocked_wait blocked{consumer_token_.load(std::memory_order_relaxed), own.space};
         for (;;) {
-            if (task_slot* slot = own.ring.try_claim()) return slot;
+            if (record_header* at = try_take(own, size)) return at;
             // relaxed: stop_accepting wakes us after storing false; see push().
             if (!accepting_.load(std::memory_order_relaxed)) {
                 refuse_stopped();
@@ -738,12 +815,11 @@ private:
                 case wait_phase::block: {
                     const std::uint32_t seen = own.space.load(std::memory_order_acquire);
                     own.producer_waiting.store(true, std::memory_order_relaxed);
-                    heavy_barrier();  // pairs with light_barrier in notify_space
+                    heavy_barrier();  // pairs with light_barrier in notify_space(_all)
                     TIDINGS_SCHEDULE_POINT();
                     // After reading `seen`: a cancel that incremented `space` before that read
                     // is visible here (see cancel_blocked); one after it ends the wait.
-                    if (own.ring.full_for_producer() &&
-                        accepting_.load(std::memory_order_relaxed) && !blocked.canceled()) {
+                    if (!room_for(own, size) && accepting_.load(std::memory_order_relaxed) && !blocked.canceled()) {
                         own.space.wait(seen, std::memory_order_acquire);
                     }
                     own.producer_waiting.store(false, std::memory_order_relaxed);
@@ -757,8 +833,9 @@ private:
     const wait_policy consumer_wait_;  // wait_for_work
     const wait_policy producer_wait_;  // claim_when_full: never spins for ever
     const std::uint64_t id_;
+    // max_pending is set: on or off for the executor's life.
+    const bool bounded_ = options_.max_pending != executor_options::unbounded;
     std::atomic<lane*> lanes_{nullptr};
-    lane* cursor_ = nullptr;  // consumer-only: the lane run_some served last
 
     alignas(cache_line_size) std::atomic<bool> accepting_{true};
     std::atomic<bool> halted_{false};  // read before each task: beside the read-mostly flag
@@ -767,6 +844,8 @@ private:
     std::atomic<std::uint64_t> runner_{0};          // manual: the token of the thread inside a run
 
     alignas(cache_line_size) std::atomic<std::uint32_t> wake_{0};
+    lane* cursor_ = nullptr;  // consumer-only: the lane run_some served last (off the
+                              // producers' read-mostly line: written every call)
     std::atomic<std::uint64_t> executed_{0};   // single writer: the consumer
     std::atomic<std::uint64_t> cancelled_{0};  // single writer: the consumer
     std::atomic<std::uint64_t> discarded_{0};
@@ -781,6 +860,10 @@ private:
     std::list<attachment> retired_;
     std::list<attachment> pinned_;
     std::atomic<bool> retiring_{false};  // `retired_` may be non-empty
+
+    // max_pending: the count of pending tasks across lanes (when bounded_), written by every
+    // producer and the consumer: a line of its own.
+    alignas(cache_line_size) std::atomic<std::size_t> pending_total_{0};
 };
 
 /// Implemented by both executors, so that deliver_on can take either.

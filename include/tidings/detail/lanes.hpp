@@ -1,12 +1,12 @@
 #pragma once
 /// @file detail/lanes.hpp
 /// @brief The producer side's bookkeeping of the executors: a lane (one producer thread's
-/// task_ring into one executor, with its counters and its futex), the thread-local cache
+/// record_ring into one executor, with its counters and its futex), the thread-local cache
 /// through which a thread finds its lane in an executor, the lanes it gives back when it
 /// exits, and the never-reused ids of executors, threads and lane abandonments.
 ///
 /// Design: an executor has one lane per producer thread, so a publish writes only memory of
-/// its own thread and the ring's slot. A producer finds its lane through a small thread-local
+/// its own thread and its lane's records. A producer finds its lane through a small thread-local
 /// cache keyed by the executor's never-reused id (lane_cache, then thread_lanes); a lane is
 /// owned by the executor and by that cache, and freed by the last of the two. When the thread
 /// exits it abandons its lanes, which a later producer thread may adopt
@@ -16,7 +16,7 @@
 /// thread writes them.
 
 #include <tidings/config.hpp>
-#include <tidings/detail/task_ring.hpp>
+#include <tidings/detail/record_ring.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -28,12 +28,13 @@ namespace tidings::detail {
 /// One producer thread's lane into one executor. Fields are grouped by writer so that the
 /// producer's per-event writes never share a cache line with what the consumer reads.
 struct lane {
-    lane(std::size_t capacity, std::uint64_t executor_id) : ring(capacity), owner_id(executor_id) {}
+    lane(std::size_t bytes, std::size_t max_records, std::uint64_t executor_id)
+        : ring(bytes, max_records), owner_id(executor_id) {}
 
-    task_ring ring;
-    /// Producer-owned counters (single writer, relaxed; read by stats()).
-    alignas(cache_line_size) std::atomic<std::uint64_t> queued{0};
-    std::atomic<std::uint64_t> heap_events{0};
+    record_ring ring;
+    /// Producer-owned counter (single writer, relaxed; read by stats()); the ring counts the
+    /// tasks queued.
+    alignas(cache_line_size) std::atomic<std::uint64_t> heap_events{0};
     /// Owned by the executor and by the producer thread's lane cache; the last one frees it.
     std::atomic<std::uint32_t> owners{2};
     /// 0 while a producer owns the lane; once its producer thread let go of it (at exit), a
@@ -44,7 +45,8 @@ struct lane {
     std::atomic<std::uint64_t> last_owner{0};
     /// The executor is gone; the producer's cache drops the lane on its next look-up.
     std::atomic<bool> executor_gone{false};
-    /// A producer sleeps on `space` waiting for the consumer to free a slot.
+    /// A producer sleeps on `space` waiting for the consumer to free room (or, with
+    /// max_pending, for the executor's pending count to drop).
     alignas(cache_line_size) std::atomic<bool> producer_waiting{false};
     std::atomic<std::uint32_t> space{0};
     /// Consumer-only: where run_pending stops in this lane.
