@@ -24,7 +24,7 @@ namespace {
 constexpr int producer_count = 2;
 constexpr int ticks_per_producer = 20000;
 
-/// A price from one producer; 16 bytes, so it travels inside a queue slot.
+/// A price from one producer; 16 bytes, so it travels inline in a lane record.
 struct tick {
     int producer;
     int seq;  ///< 0, 1, 2... per producer
@@ -103,11 +103,11 @@ int main() {
 
     // [executors-begin]
     tidings::bus bus;
-    // A worker thread; the default options: 1024 slots per producer lane, overflow::block,
+    // A worker thread; the default options: a 16 KiB lane per producer thread, overflow::block,
     // wait_strategy::adaptive.
     tidings::thread_executor worker;
-    // The frame loop's queue: 256 slots per producer lane. When a lane is full its producer
-    // waits (overflow::block) until the next frame makes room: nothing is lost.
+    // The frame loop's queue: at most 256 tasks per producer lane. When a lane is full its
+    // producer waits (overflow::block) until the next frame makes room: nothing is lost.
     tidings::manual_executor frame{tidings::executor_options{
         .capacity = 256,
         .on_full = tidings::overflow::block,

@@ -1928,7 +1928,8 @@ struct fragile_copy {
 
 }  // namespace
 
-TEST_CASE("a queued delivery of a 16-byte event takes 48 bytes of its lane", "[executor][issue10]") {
+TEST_CASE("a queued delivery of a 16-byte event takes 48 bytes of its lane",
+          "[executor][issue10]") {
     if constexpr (sizeof(void*) == 8) {
         tidings::bus bus;
         executor_options options;
@@ -2033,8 +2034,8 @@ TEST_CASE("an event whose copy throws while it is queued gives its place back, u
     options.on_full = overflow::drop;
     manual_executor frame{options};
     std::vector<int> seen;
-    auto s = bus.subscribe([&](const fragile_copy& e) { seen.push_back(e.value); },
-                           deliver_on(frame));
+    auto s =
+        bus.subscribe([&](const fragile_copy& e) { seen.push_back(e.value); }, deliver_on(frame));
     const fragile_copy event{7};
     fragile_copy::copies_left = 0;
     for (int i = 0; i < 5; ++i) CHECK_THROWS_AS(bus.publish(event), std::runtime_error);

@@ -1,7 +1,7 @@
 // A queued delivery allocates nothing in steady state when its event fits in a lane record
-// (up to 256 bytes), and an event too large for a record is stored on the heap and counted. The counting comes from
-// tests/allocation.cpp (tidings_test::allocation_window): each thread counts its own
-// allocations, so the producer's and the consumer's are measured separately.
+// (up to 256 bytes), and an event too large for a record is stored on the heap and counted. The
+// counting comes from tests/allocation.cpp (tidings_test::allocation_window): each thread counts
+// its own allocations, so the producer's and the consumer's are measured separately.
 
 #include <tidings/tidings.hpp>
 

@@ -12,9 +12,9 @@
 #include "test_support.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <latch>

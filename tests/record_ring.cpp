@@ -34,7 +34,8 @@ task_outcome probe_operation(record_header& header, task_action, void*) noexcept
     return {header.payload<probe>()->size, 0};
 }
 
-// The size of record number `sequence` in the mixed-size streams: 24 .. 512 bytes (a probe needs 24).
+// The size of record number `sequence` in the mixed-size streams: 24 .. 512 bytes (a probe needs
+// 24).
 std::size_t mixed_size(std::uint64_t sequence) {
     static constexpr std::size_t sizes[] = {24, 48, 32, 512, 64, 8 * 33, 24, 136, 40, 200};
     return sizes[sequence % std::size(sizes)];
@@ -98,8 +99,7 @@ TEST_CASE("a record ring rejects a size that is not a power of two of at least 1
     CHECK(record_ring(4096, ~std::size_t{0}).bytes() == 4096);
 }
 
-TEST_CASE("records of mixed sizes come out of a ring in the order they went in",
-          "[record_ring]") {
+TEST_CASE("records of mixed sizes come out of a ring in the order they went in", "[record_ring]") {
     record_ring ring(4096, ~std::size_t{0});
     std::uint64_t pushed = 0;
     while (try_push(ring, pushed, mixed_size(pushed))) ++pushed;
@@ -147,8 +147,7 @@ TEST_CASE("a ring full by bytes refuses a claim until the consumer hands bytes b
     CHECK(try_pop(ring) == -1);
 }
 
-TEST_CASE("a record that would straddle the ring's end starts at its beginning",
-          "[record_ring]") {
+TEST_CASE("a record that would straddle the ring's end starts at its beginning", "[record_ring]") {
     record_ring ring(1024, ~std::size_t{0});
     for (std::uint64_t i = 0; i < 3; ++i) REQUIRE(try_push(ring, i, 304));  // up to 912
     for (std::int64_t i = 0; i < 3; ++i) REQUIRE(try_pop(ring) == i);
@@ -179,8 +178,7 @@ TEST_CASE("a record needs contiguous room: free bytes split by the ring's end ar
     CHECK(try_pop(ring) == -1);
 }
 
-TEST_CASE("a claim that is never committed is invisible and its room is reused",
-          "[record_ring]") {
+TEST_CASE("a claim that is never committed is invisible and its room is reused", "[record_ring]") {
     record_ring ring(1024, ~std::size_t{0});
     for (std::uint64_t i = 0; i < 3; ++i) REQUIRE(try_push(ring, i, 304));  // up to 912
     for (std::int64_t i = 0; i < 3; ++i) REQUIRE(try_pop(ring) == i);
@@ -211,9 +209,10 @@ TEST_CASE("visible_end marks the records committed before the call", "[record_ri
     CHECK(try_pop(ring) == 2);
 }
 
-TEST_CASE("a record ring carries a stream of mixed-size records from one thread to another "
-          "in order, intact",
-          "[record_ring][threaded]") {
+TEST_CASE(
+    "a record ring carries a stream of mixed-size records from one thread to another "
+    "in order, intact",
+    "[record_ring][threaded]") {
     constexpr std::uint64_t count = 200000;
     for (const std::size_t max_records : {std::size_t{5}, ~std::size_t{0}}) {
         INFO("max_records " << max_records);

@@ -1,9 +1,9 @@
 // Throwing event types through every path: an event whose copy or move throws at the Nth call
-// (counted across copies and moves), swept over N, published inline, queued (in a slot and on
-// the heap), retained, replayed, held by an observable and sent as a command. After each
-// throw: the exception reached the caller, every object constructed was destroyed exactly
-// once (a live count; ASan sees a use of a destroyed one through its heap-allocated text), no
-// handler saw a half-made event, and the path still works.
+// (counted across copies and moves), swept over N, published inline, queued (in a lane record and
+// on the heap), retained, replayed, held by an observable and sent as a command. After each throw:
+// the exception reached the caller, every object constructed was destroyed exactly once (a live
+// count; ASan sees a use of a destroyed one through its heap-allocated text), no handler saw a
+// half-made event, and the path still works.
 
 #include <tidings/tidings.hpp>
 
@@ -95,10 +95,10 @@ struct fragile {
     }
 };
 
-/// Fits a queue slot only if std::string does (it does not on 64-bit platforms: 4 + 32 bytes);
-/// small_fragile is the smallest fragile event, large_fragile surely goes to the heap.
+/// small_fragile travels inline in a lane record (36 bytes on 64-bit platforms); large_fragile,
+/// over the 512-byte record limit, surely goes to the heap.
 using small_fragile = fragile<1>;
-using large_fragile = fragile<128>;
+using large_fragile = fragile<600>;
 
 /// Runs `attempt(n)` for n = 1, 2, ... until an attempt in which nothing threw; returns how
 /// many threw. Checks that every fragile object is destroyed after each attempt.
@@ -201,7 +201,7 @@ TEMPLATE_TEST_CASE("a queued publish whose copy throws queues nothing and reache
     CHECK(thrown > 0);
 }
 
-TEMPLATE_TEST_CASE("a slot-sized queued event whose copy throws queues nothing",
+TEMPLATE_TEST_CASE("a record-sized queued event whose copy throws queues nothing",
                    "[throwing-events]", tidings::bus, tidings::single_threaded_bus) {
     const auto thrown = sweep([](std::int64_t n) {
         tidings::manual_executor loop;

@@ -321,7 +321,8 @@ private:
             std::promise<result_type> promise;
             result = promise.get_future();
             if constexpr (in_record) {
-                ::new (where) task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
+                ::new (where)
+                    task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
             } else {
                 ::new (where) task{this, handler.id, std::move(promise),
                                    std::make_unique<Command>(std::forward<Arg>(command))};

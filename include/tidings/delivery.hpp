@@ -75,10 +75,12 @@ enum class stop_mode {
 /// @brief How an executor's queues behave. Every field has a sensible default.
 ///
 /// Memory: each thread that publishes to an executor gets a lane of `lane_bytes` (16 KiB by
-/// default), so an executor holds `lanes × lane_bytes`, where `lanes` is at most the number of
-/// producer threads alive at once (a thread's lane is reused after it exits), plus, for events
-/// too large to travel inline (over 256 bytes; executor_stats::heap_events), one heap copy per
-/// pending event. `max_pending` bounds the pending tasks across all lanes.
+/// default), freed with the executor, so an executor holds `lanes × lane_bytes`, plus, for
+/// events too large to travel inline (over 256 bytes; executor_stats::heap_events), one heap
+/// copy per pending event. `lanes` is the most producer threads alive at once, plus lanes of
+/// exited threads that still held tasks when a new thread needed one (an exited thread's lane
+/// is handed on once the consumer has emptied it). `max_pending` bounds the pending tasks
+/// across all lanes.
 struct executor_options {
     /// No bound beyond the lanes' bytes (for `capacity` and `max_pending`).
     static constexpr std::size_t unbounded = ~std::size_t{0};
@@ -92,8 +94,9 @@ struct executor_options {
     /// for a bound in events rather than bytes, e.g. to cap a producer's lead over its consumer.
     std::size_t capacity = unbounded;
     /// Tasks pending across all lanes of the executor, at least 1: a publish that would exceed
-    /// it is handled like one into a full lane (on_full). Costs one shared atomic increment per
-    /// publish and a decrement per consumed batch, so it is off by default.
+    /// it is handled like one into a full lane (on_full). Costs a compare-exchange on one
+    /// shared counter per publish, and the consumer looks for waiting producers in every lane
+    /// after each batch, so it is off by default.
     std::size_t max_pending = unbounded;
     /// What a publish does when its lane is full.
     overflow on_full = overflow::block;
@@ -118,9 +121,9 @@ struct executor_stats {
     /// Accepted tasks thrown away by a discarding stop (or a manual_executor's destruction),
     /// and the live events a replaying subscriber held behind discarded replayed events.
     std::uint64_t discarded = 0;
-    std::uint64_t dropped = 0;      ///< publishes refused by overflow::drop: full lane or max_pending
-    std::uint64_t rejected = 0;     ///< publishes refused because the executor had stopped
-    std::uint64_t cancelled = 0;    ///< deliveries skipped: the subscriber left after the publish
+    std::uint64_t dropped = 0;    ///< publishes refused by overflow::drop: full lane or max_pending
+    std::uint64_t rejected = 0;   ///< publishes refused because the executor had stopped
+    std::uint64_t cancelled = 0;  ///< deliveries skipped: the subscriber left after the publish
     std::uint64_t heap_events = 0;  ///< events too large for a lane record, stored on the heap
     std::size_t pending = 0;        ///< tasks queued now
 };

@@ -145,8 +145,8 @@ private:
 class thread_executor {
 public:
     /// @throws std::invalid_argument for options out of range (executor_options says each
-    /// field's range); std::system_error if the thread cannot be started; std::bad_alloc. Strong guarantee:
-    /// no thread is left running, nothing leaks (tests/allocation_failure.cpp).
+    /// field's range); std::system_error if the thread cannot be started; std::bad_alloc. Strong
+    /// guarantee: no thread is left running, nothing leaks (tests/allocation_failure.cpp).
     explicit thread_executor(const executor_options& options = {})
         : core_(std::make_shared<detail::executor_core>(options)),
           worker_([core = core_.get(), this](std::stop_token) { run(*core); }),

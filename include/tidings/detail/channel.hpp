@@ -484,7 +484,7 @@ struct is_replay_gate<replay_gate<Event, Handler>> : std::true_type {};
 /// and larger ones up to the record limit, aligned to at most 8 bytes).
 template <class Event, class Threading>
 inline constexpr bool fits_in_record_inline =
-    fits_in_record<delivery_task<Event, Threading, true>> && std::is_nothrow_destructible_v<Event>;
+    fits_in_record<delivery_task<Event, Threading, true>>&& std::is_nothrow_destructible_v<Event>;
 
 /// The channel of one event type.
 template <class Event, class Threading>

@@ -595,7 +595,8 @@ private:
         std::size_t count = pending_total_.load(std::memory_order_relaxed);
         do {
             if (count >= options_.max_pending) return false;
-        } while (!pending_total_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed));
+        } while (
+            !pending_total_.compare_exchange_weak(count, count + 1, std::memory_order_relaxed));
         return true;
     }
 
@@ -819,7 +820,8 @@ private:
                     TIDINGS_SCHEDULE_POINT();
                     // After reading `seen`: a cancel that incremented `space` before that read
                     // is visible here (see cancel_blocked); one after it ends the wait.
-                    if (!room_for(own, size) && accepting_.load(std::memory_order_relaxed) && !blocked.canceled()) {
+                    if (!room_for(own, size) && accepting_.load(std::memory_order_relaxed) &&
+                        !blocked.canceled()) {
                         own.space.wait(seen, std::memory_order_acquire);
                     }
                     own.producer_waiting.store(false, std::memory_order_relaxed);

@@ -58,8 +58,8 @@ struct record_header {
 
     /// Runs or discards the record (consumer; after try_front returned it).
     task_outcome operator()(task_action action, void* context) noexcept {
-        return operation_of(std::atomic_ref<std::uintptr_t>(word).load(
-            std::memory_order_relaxed))(*this, action, context);  // acquired by try_front
+        return operation_of(std::atomic_ref<std::uintptr_t>(word).load(std::memory_order_relaxed))(
+            *this, action, context);  // acquired by try_front
     }
 
     /// Where the task is constructed, after the header.
@@ -84,13 +84,14 @@ inline constexpr std::size_t max_record_size = 512;
 
 /// The bytes a record of `Task` takes: header and payload, rounded up to the granularity.
 template <class Task>
-inline constexpr std::size_t record_size_of =
-    (sizeof(record_header) + sizeof(Task) + record_granularity - 1) & ~(record_granularity - 1);
+inline constexpr std::size_t record_size_of = (sizeof(record_header) + sizeof(Task) +
+                                               record_granularity - 1) &
+                                              ~(record_granularity - 1);
 
 /// True when a `Task` can be stored in a record (else its event goes to the heap).
 template <class Task>
 inline constexpr bool fits_in_record =
-    alignof(Task) <= record_granularity && record_size_of<Task> <= max_record_size;
+    alignof(Task) <= record_granularity&& record_size_of<Task> <= max_record_size;
 
 /// @brief A bounded single-producer single-consumer ring of variable-size records.
 ///
@@ -210,9 +211,8 @@ public:
         for (;;) {
             const std::size_t offset = consumer_.local_head & mask_;
             // acquire: pairs with the release stores in commit().
-            const std::uintptr_t word =
-                std::atomic_ref<std::uintptr_t>(header_at(offset)->word)
-                    .load(std::memory_order_acquire);
+            const std::uintptr_t word = std::atomic_ref<std::uintptr_t>(header_at(offset)->word)
+                                            .load(std::memory_order_acquire);
             if (word == record_header::empty) return nullptr;
             if (word != record_header::end_of_ring) return header_at(offset);
             consumer_.local_head += mask_ + 1 - offset;  // the record is at the beginning
@@ -299,8 +299,7 @@ private:
         if (max_records == 0) {
             throw std::invalid_argument("tidings: executor_options::capacity must not be 0");
         }
-        return static_cast<std::byte*>(
-            ::operator new[](bytes, std::align_val_t{cache_line_size}));
+        return static_cast<std::byte*>(::operator new[](bytes, std::align_val_t{cache_line_size}));
     }
 
     // Written by the producer; `tail` is read by the consumer only for run_pending's end and by
