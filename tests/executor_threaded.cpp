@@ -1257,3 +1257,66 @@ TEST_CASE("producers blocked on an executor's max_pending are all woken, and the
         CHECK(order.received() == producers * events);
     }
 }
+
+namespace {
+
+/// An event whose copy waits for the test's go-ahead, then throws: the publisher holds its
+/// max_pending place for as long as the test wants.
+struct stalled_copy {
+    static inline std::atomic<bool> copying{false};
+    static inline std::atomic<bool> go{false};
+    int value = 0;
+    stalled_copy() = default;
+    stalled_copy(const stalled_copy& other) : value(other.value) {
+        copying.store(true, std::memory_order_release);
+        spin_until([] { return go.load(std::memory_order_acquire); });
+        throw std::runtime_error("copy refused");
+    }
+    stalled_copy& operator=(const stalled_copy&) = default;
+    ~stalled_copy() = default;
+};
+
+}  // namespace
+
+// Found by issue 10's review: a publish whose event copy threw gave its max_pending place back
+// but woke nobody, so a producer asleep on the bound stayed asleep while nothing was queued
+// (the consumer, with nothing to run, never woke it either).
+TEST_CASE("a producer asleep on max_pending is woken when another publish's copy throws",
+          "[executor][threaded][issue10]") {
+    tidings::bus bus;
+    tidings::executor_options options;
+    options.max_pending = 1;
+    options.spin_duration = std::chrono::microseconds{0};
+    options.yield_duration = std::chrono::microseconds{0};
+    tidings::manual_executor loop{options};
+    int stalled_seen = 0;
+    int pings_seen = 0;
+    auto a = bus.subscribe([&](const stalled_copy&) { ++stalled_seen; }, tidings::deliver_on(loop));
+    auto b = bus.subscribe([&](const ping&) { ++pings_seen; }, tidings::deliver_on(loop));
+    stalled_copy::copying = false;
+    stalled_copy::go = false;
+    std::atomic<bool> thrown{false};
+    std::jthread holder{[&] {
+        const stalled_copy event;
+        try {
+            bus.publish(event);  // takes the only place, then its copy throws
+        } catch (const std::runtime_error&) {
+            thrown.store(true, std::memory_order_release);
+        }
+    }};
+    spin_until([] { return stalled_copy::copying.load(std::memory_order_acquire); });
+    std::atomic<bool> published{false};
+    std::jthread waiter{[&] {
+        bus.publish(ping{0, 1});  // another lane: sleeps on the bound
+        published.store(true, std::memory_order_release);
+    }};
+    spin_until([&] { return loop.core().sleeping_producers() == 1; });
+    stalled_copy::go.store(true, std::memory_order_release);
+    holder.join();
+    CHECK(thrown.load());
+    waiter.join();  // before the fix: asleep for ever
+    CHECK(published.load());
+    CHECK(loop.run_pending() == 1);
+    CHECK(pings_seen == 1);
+    CHECK(stalled_seen == 0);
+}

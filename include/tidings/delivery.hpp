@@ -76,19 +76,22 @@ enum class stop_mode {
 ///
 /// Memory: each thread that publishes to an executor gets a lane of `lane_bytes` (16 KiB by
 /// default), freed with the executor, so an executor holds `lanes × lane_bytes`, plus, for
-/// events too large to travel inline (over 256 bytes; executor_stats::heap_events), one heap
-/// copy per pending event. `lanes` is the most producer threads alive at once, plus lanes of
-/// exited threads that still held tasks when a new thread needed one (an exited thread's lane
-/// is handed on once the consumer has emptied it). `max_pending` bounds the pending tasks
-/// across all lanes.
+/// events that do not travel inline (events up to 256 bytes always do; see docs/async.md;
+/// executor_stats::heap_events), one heap copy per pending event. `lanes` is the most producer
+/// threads alive at once, plus lanes of exited threads that still held tasks when a new thread
+/// needed one (an exited thread's lane is handed on once the consumer has emptied it).
+/// `max_pending` bounds the pending tasks across all lanes.
 struct executor_options {
     /// No bound beyond the lanes' bytes (for `capacity` and `max_pending`).
     static constexpr std::size_t unbounded = ~std::size_t{0};
 
     /// Bytes of each producer thread's lane: a power of two, at least 1024 and at most
     /// PTRDIFF_MAX / 2 (else the constructor throws std::invalid_argument). A queued delivery
-    /// of an event of N bytes takes about N + 32 bytes (48 for a 16-byte event); keep a lane
-    /// well inside the L1 cache, where the 16 KiB default measured fastest.
+    /// of an event of N bytes takes about N + 32 bytes (48 for a 16-byte event). A record never
+    /// straddles the lane's end (the bytes left there are skipped) and needs 8 bytes after it,
+    /// so how many large records fit at once depends on where the lane stands: a lane of B
+    /// bytes always has room for at least (B - 8) / (2 S) records of S bytes. Keep a lane well
+    /// inside the L1 cache, where the 16 KiB default measured fastest.
     std::size_t lane_bytes = 16 * 1024;
     /// Tasks per producer lane, at least 1 (a lane is full when either bound is reached):
     /// for a bound in events rather than bytes, e.g. to cap a producer's lead over its consumer.

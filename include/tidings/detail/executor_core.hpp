@@ -123,7 +123,13 @@ public:
         try {
             build(at->storage());
         } catch (...) {
-            if (bounded_) give_back_pending(1);  // the record is never committed
+            // The record is never committed: its max_pending place goes back, and a producer
+            // that went to sleep for it (another lane's, perhaps while nothing is queued for the
+            // consumer to run) is woken here, as the consumer would have.
+            if (bounded_) {
+                give_back_pending(1);
+                notify_space_all();
+            }
             throw;
         }
         own.ring.commit(&Task::operation);
@@ -567,7 +573,8 @@ private:
         wake_waiting_producer(current);
     }
 
-    /// notify_space for every lane: the executor's pending count dropped (max_pending).
+    /// notify_space for every lane: the executor's pending count dropped (max_pending). Any
+    /// thread: the consumer after a batch, or a producer whose task's construction threw.
     void notify_space_all() noexcept {
         // Store-load, as in notify_space: our decrement of `pending_total_` before our reads of
         // the flags.

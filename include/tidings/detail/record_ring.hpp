@@ -90,8 +90,8 @@ inline constexpr std::size_t record_size_of = (sizeof(record_header) + sizeof(Ta
 
 /// True when a `Task` can be stored in a record (else its event goes to the heap).
 template <class Task>
-inline constexpr bool fits_in_record =
-    alignof(Task) <= record_granularity&& record_size_of<Task> <= max_record_size;
+inline constexpr bool fits_in_record = (alignof(Task) <= record_granularity) &&
+                                       (record_size_of<Task> <= max_record_size);
 
 /// @brief A bounded single-producer single-consumer ring of variable-size records.
 ///
@@ -170,7 +170,12 @@ public:
         }
         producer_.claimed_gap = gap;
         producer_.claimed_size = size;
-        return header_at(gap != 0 ? 0 : offset);
+        if (gap != 0) {
+            // The beginning held some earlier record's bytes, not necessarily a header: begin a
+            // header's lifetime there (it writes nothing) before handing it out.
+            return ::new (buffer_) record_header;
+        }
+        return header_at(offset);  // the terminator's header, made by store_word
     }
 
     /// Publishes the record claimed last, whose task is constructed: `operation` runs it.
