@@ -2,8 +2,9 @@
 /// @file detail/executor_core.hpp
 /// @brief The shared state of an executor (executor_core): its lanes, the consumer's runs and
 /// waits, the producers' pushes and their waits on full lanes, the stop protocol, the buses
-/// it keeps alive, and its stats. The public executors of executor.hpp are thin owners of
-/// one; the bus and its channels reach it through detail::executor_type and executor_client.
+/// it keeps alive (executor_attachments, detail/attachments.hpp), and its stats. The public
+/// executors of executor.hpp are thin owners of one; the bus and its channels reach it through
+/// detail::executor_type and executor_client.
 ///
 /// Design: an executor has one lane (a record_ring, detail/lanes.hpp) per producer thread, so
 /// a publish writes only memory of its own thread and its lane's record, and the events one thread
@@ -17,6 +18,7 @@
 
 #include <tidings/config.hpp>
 #include <tidings/delivery.hpp>
+#include <tidings/detail/attachments.hpp>
 #include <tidings/detail/barrier.hpp>
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/lanes.hpp>
@@ -29,29 +31,13 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <new>
 #include <stdexcept>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace tidings::detail {
-
-class executor_core;
-
-/// What a bus needs from an executor on its rare paths (attaching and detaching).
-class executor_client {
-public:
-    /// The executor is being destroyed: unlink every subscription delivering to it.
-    virtual void detach_executor(executor_core& executor) noexcept = 0;
-
-protected:
-    ~executor_client() = default;
-};
 
 /// @brief The shared state of an executor: lanes, wait/notify, attachments to buses, stats.
 ///
@@ -357,105 +343,34 @@ public:
 
     // ---- attachments to buses --------------------------------------------------------------
     //
-    // A queued task points into its bus's channels, so the executor keeps every bus that
-    // delivers through it alive (a shared_ptr to its core) until no task of it can remain.
-    // Live buses are in `attached_`, found through `live_` in O(1). A bus that shut down has
-    // queued all its tasks (its shutdown waited for running publishes), so what it left lies
-    // before each lane's current tail: bus_shut_down records those tails ("marks") for the
-    // lanes that still hold tasks, and the bus is released once the consumer has handed back
-    // every record up to its marks. With no task left (the common case) it is released at once,
-    // so an executor that is not being run does not accumulate dead buses.
+    // The buses this executor keeps alive until their queued tasks have run: see
+    // executor_attachments (detail/attachments.hpp), to which these forward.
 
     /// Remembers a bus that delivers through this executor (once per bus; O(1)).
     /// @throws std::bad_alloc, with the strong guarantee (nothing changed).
     void attach(std::shared_ptr<void> bus_core, executor_client& client) {
-        std::list<attachment> added;  // destroyed after the lock if unused
-        std::lock_guard lock{attach_mutex_};
-        TIDINGS_SCHEDULE_POINT();
-        if (live_.contains(&client)) return;
-        added.push_back(attachment{std::move(bus_core), &client, {}});
-        live_.emplace(&client, added.begin());
-        attached_.splice(attached_.end(), added);  // nothing below throws
+        attachments_.attach(std::move(bus_core), client);
     }
 
-    /// A bus shut down, after its grace period: releases it now if none of its tasks can be
-    /// queued any more (at once if it never queued a task, `queued_any` false), else once the
-    /// consumer has passed them. The caller keeps the bus alive through this call (the
-    /// executor's reference may be dropped inside it).
+    /// A bus shut down, after its grace period: releases it now or once the consumer has
+    /// passed its tasks (executor_attachments::bus_shut_down). The caller keeps the bus alive
+    /// through this call (the executor's reference may be dropped inside it).
     void bus_shut_down(executor_client& client, bool queued_any) noexcept {
-        std::list<attachment> released;  // destroyed after the lock
-        std::lock_guard lock{attach_mutex_};
-        const auto found = live_.find(&client);
-        if (found == live_.end()) return;  // detached by the executor's destructor
-        const auto where = found->second;
-        live_.erase(found);
-        bool out_of_memory = false;
-        try {
-            // Lanes created after this load cannot hold a task of this bus: its publishes
-            // are over, and each one's lane was linked (release CAS) before it pushed.
-            lane* const first = queued_any ? lanes_.load(std::memory_order_acquire) : nullptr;
-            for (lane* current = first; current != nullptr; current = current->next) {
-                const std::uint64_t end = current->ring.produced();
-                TIDINGS_SCHEDULE_POINT();  // the consumer may pass the end meanwhile
-                if (current->ring.consumed() < end) where->marks.push_back({current, end});
-            }
-        } catch (const std::bad_alloc&) {
-            out_of_memory = true;  // kept until the executor goes: no leak, no early release
-        }
-        if (out_of_memory) {
-            pinned_.splice(pinned_.end(), attached_, where);
-        } else if (where->marks.empty()) {
-            released.splice(released.end(), attached_, where);
-        } else {
-            retired_.splice(retired_.end(), attached_, where);
-            // release: the entry is in `retired_` before the flag (pairs with the acquire
-            // load in release_retired).
-            retiring_.store(true, std::memory_order_release);
-            // A sleeping worker re-checks (sleep_until_woken does not sleep while the flag
-            // is set), so an idle thread_executor does not hold the bus until its next task.
-            wake_consumer();
-        }
+        attachments_.bus_shut_down(client, queued_any, lanes_,
+                                   [this]() noexcept { wake_consumer(); });
     }
 
     /// Consumer, outside any task: releases the retired buses whose tasks have all been run
     /// or discarded. Cheap when there are none (one load).
-    void release_retired() noexcept {
-        // acquire: pairs with the release store in bus_shut_down.
-        if (!retiring_.load(std::memory_order_acquire)) [[likely]]
-            return;
-        TIDINGS_SCHEDULE_POINT();
-        std::list<attachment> released;  // destroyed after the lock: may free bus cores
-        std::lock_guard lock{attach_mutex_};
-        for (auto it = retired_.begin(); it != retired_.end();) {
-            const auto next = std::next(it);
-            if (passed(*it)) released.splice(released.end(), retired_, it);
-            it = next;
-        }
-        // relaxed: written only under attach_mutex_; a later retirement sets it again.
-        retiring_.store(!retired_.empty(), std::memory_order_relaxed);
-    }
+    void release_retired() noexcept { attachments_.release_retired(); }
 
     /// The executor object is going away, its tasks drained or discarded: every live bus
     /// unlinks the subscriptions that deliver here, then the executor forgets every bus.
-    void detach_all() noexcept {
-        std::list<attachment> live;
-        std::list<attachment> gone;
-        {
-            std::lock_guard lock{attach_mutex_};
-            live.swap(attached_);
-            live_.clear();
-            gone.splice(gone.end(), retired_);
-            gone.splice(gone.end(), pinned_);
-            retiring_.store(false, std::memory_order_relaxed);  // see release_retired
-        }
-        for (attachment& a : live) a.client->detach_executor(*this);
-        // `live` and `gone` are destroyed here, outside the lock.
-    }
+    void detach_all() noexcept { attachments_.detach_all(*this); }
 
     /// For tests: how many buses the executor keeps alive (live ones and retired ones).
     [[nodiscard]] std::size_t attachment_count() noexcept {
-        std::lock_guard lock{attach_mutex_};
-        return attached_.size() + retired_.size() + pinned_.size();
+        return attachments_.attachment_count();
     }
 
     /// For tests: how many lanes the executor has (producer threads it has ever had at once).
@@ -488,25 +403,6 @@ public:
 
 private:
     static constexpr std::size_t per_lane_batch = 64;
-
-    /// One lane's end at a bus's retirement: the bus's tasks there lie before `end`.
-    struct lane_mark {
-        const lane* where;
-        std::uint64_t end;
-    };
-
-    struct attachment {
-        std::shared_ptr<void> keep_alive;
-        executor_client* client = nullptr;
-        std::vector<lane_mark> marks;  // set when the bus shuts down
-    };
-
-    /// True once the consumer has handed back every record before the marks.
-    [[nodiscard]] static bool passed(const attachment& a) noexcept {
-        return std::all_of(a.marks.begin(), a.marks.end(), [](const lane_mark& mark) {
-            return mark.where->ring.consumed() >= mark.end;
-        });
-    }
 
     /// @throws std::invalid_argument for a size, a bound or a duration out of range.
     static const executor_options& checked(const executor_options& options) {
@@ -640,7 +536,7 @@ private:
         // Not while a retired bus waits for release_retired (bus_shut_down woke us for it;
         // acquire: pairs with its release store). Halted, queued tasks are no reason to stay
         // awake: only stop's wake-up is awaited.
-        if (!retiring_.load(std::memory_order_acquire) && (halted() || !has_work())) {
+        if (!attachments_.retiring() && (halted() || !has_work())) {
             TIDINGS_SCHEDULE_POINT();  // before the wait
             wake_.wait(seen, std::memory_order_acquire);
         }
@@ -861,14 +757,7 @@ private:
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> rejected_{0};
 
-    std::mutex attach_mutex_;
-    // Guarded by attach_mutex_: live buses, and `live_` to find them; buses that shut down
-    // with tasks queued; buses kept till the end because their marks could not be allocated.
-    std::list<attachment> attached_;
-    std::unordered_map<const executor_client*, std::list<attachment>::iterator> live_;
-    std::list<attachment> retired_;
-    std::list<attachment> pinned_;
-    std::atomic<bool> retiring_{false};  // `retired_` may be non-empty
+    executor_attachments attachments_;  // the buses kept alive (detail/attachments.hpp)
 
     // max_pending: the count of pending tasks across lanes (when bounded_), written by every
     // producer and the consumer: a line of its own.
