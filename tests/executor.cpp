@@ -1926,6 +1926,14 @@ struct fragile_copy {
     ~fragile_copy() = default;
 };
 
+/// An executor bounded at `max_pending` tasks across its lanes.
+executor_options pending_bound(std::size_t max_pending, overflow on_full) {
+    executor_options options;
+    options.max_pending = max_pending;
+    options.on_full = on_full;
+    return options;
+}
+
 }  // namespace
 
 TEST_CASE("a queued delivery of a 16-byte event takes 48 bytes of its lane",
@@ -1985,10 +1993,7 @@ TEST_CASE("events of mixed sizes keep their order through a small lane that wrap
 TEST_CASE("max_pending bounds the tasks queued across every producer's lane",
           "[executor][issue10]") {
     tidings::bus bus;
-    executor_options options;
-    options.max_pending = 3;
-    options.on_full = overflow::drop;
-    manual_executor frame{options};
+    manual_executor frame{pending_bound(3, overflow::drop)};
     int calls = 0;
     auto s = bus.subscribe([&](const note&) { ++calls; }, deliver_on(frame));
     CHECK(bus.publish(note{1}).accepted());
@@ -2011,10 +2016,7 @@ TEST_CASE("max_pending bounds the tasks queued across every producer's lane",
 TEST_CASE("max_pending with overflow::fail throws queue_full and leaks no count",
           "[executor][issue10]") {
     tidings::bus bus;
-    executor_options options;
-    options.max_pending = 2;
-    options.on_full = overflow::fail;
-    manual_executor frame{options};
+    manual_executor frame{pending_bound(2, overflow::fail)};
     auto s = bus.subscribe([](const note&) {}, deliver_on(frame));
     for (int round = 0; round < 3; ++round) {
         CHECK(bus.publish(note{1}).accepted());
@@ -2028,10 +2030,8 @@ TEST_CASE("max_pending with overflow::fail throws queue_full and leaks no count"
 TEST_CASE("an event whose copy throws while it is queued gives its place back, under both bounds",
           "[executor][issue10]") {
     tidings::bus bus;
-    executor_options options;
+    executor_options options = pending_bound(2, overflow::drop);
     options.capacity = 2;
-    options.max_pending = 2;
-    options.on_full = overflow::drop;
     manual_executor frame{options};
     std::vector<int> seen;
     auto s =

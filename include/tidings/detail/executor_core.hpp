@@ -475,6 +475,7 @@ private:
         // Store-load, as in notify_space: our decrement of `pending_total_` before our reads of
         // the flags.
         light_barrier();
+        // acquire: a lane published meanwhile is seen fully built (pairs with adopt_lane).
         for (lane* current = lanes_.load(std::memory_order_acquire); current != nullptr;
              current = current->next) {
             wake_waiting_producer(*current);
@@ -482,6 +483,9 @@ private:
     }
 
     static void wake_waiting_producer(lane& current) noexcept {
+        // relaxed flag: ordered by the callers' barrier (see notify_space). release increment:
+        // the room we made happens before what the woken producer reads after its acquire
+        // load of `space` (in claim_when_full).
         if (current.producer_waiting.load(std::memory_order_relaxed)) {
             current.space.fetch_add(1, std::memory_order_release);
             current.space.notify_all();
