@@ -536,3 +536,29 @@ TEST_CASE(
     CHECK_FALSE(o.connected());
     o.unsubscribe();
 }
+
+// Found by CI (clang++ Release, 1 run in ~20): a queued observer joining while other threads
+// set could see a value twice. Its observe() rethrew the observer's exception on a *later*
+// change (its copy into the inbox) after its first value had been queued, so the caller,
+// told that nothing was attached, observed again and got the current value a second time.
+// Only the first call's exception is the caller's; later ones are reported, as for any change.
+TEST_CASE("an observer's exception on a change after its first value does not fail its observe",
+          "[observable][failures]") {
+    tidings::observable<int> value{0};
+    std::vector<tidings::handler_error> reported;
+    value.set_error_handler([&](const tidings::handler_error& e) { reported.push_back(e); });
+    std::vector<int> seen;
+    // The first call (0) sets 1 from inside the delivery: observe() delivers that change too,
+    // and the observer throws on it.
+    tidings::observer joined = value.observe([&](const int& v) {
+        seen.push_back(v);
+        if (v == 0) value.set(1);
+        if (v == 1) throw std::runtime_error("refused 1");
+    });
+    CHECK(joined.connected());
+    CHECK(seen == std::vector<int>{0, 1});
+    REQUIRE(reported.size() == 1);
+    CHECK_THROWS_WITH(std::rethrow_exception(reported.front().exception), "refused 1");
+    value.set(2);
+    CHECK(seen == std::vector<int>{0, 1, 2});
+}

@@ -261,8 +261,10 @@ public:
     ///   - when this call delivers (no other thread was delivering) and the new observer's
     ///     first call throws (or, for a queued observer, its executor refuses the first
     ///     value): that exception, once every change waiting was delivered; the observer is
-    ///     then detached. Exceptions of the other observers during these deliveries go to the
-    ///     error handler: the call still returns its observer.
+    ///     then detached. Exceptions of the other observers during these deliveries, and the
+    ///     new observer's own on the later changes (a queued observer's copy of a change
+    ///     into its inbox: it misses that change), go to the error handler: the call still
+    ///     returns its observer.
     ///   When another thread is delivering, observe() returns at once and that thread
     ///   delivers the first value (and receives its exception, as for a change).
     /// Thread safety: any thread, and observers.
@@ -473,8 +475,12 @@ private:
         bus_.set_error_policy(error_policy::report);
         bus_.set_error_handler([this](const handler_error& error) {
             // Runs in the delivering thread, inside deliver().
+            // Only the joining observer's first value is the caller's: an exception of its
+            // feed on a later change (a queued observer's copy into its inbox) is reported,
+            // as for any change, since its first value may already have reached it.
             note_error(error.exception,
-                       joining_feed_ != 0 && error.subscription_id == joining_feed_,
+                       joining_first_value_ && joining_feed_ != 0 &&
+                           error.subscription_id == joining_feed_,
                        error.event_type, error.subscription_id);
         });
     }
@@ -568,6 +574,7 @@ private:
     /// bus's error handler; an exception out of publish itself means the bus could not deliver
     /// the change at all (out of memory).
     void publish_change(const detail::change<T>& next) noexcept {
+        joining_first_value_ = next.only_for != 0 && next.only_for == joining_observer_;
         try {
             bus_.publish(next);
         } catch (...) {
@@ -602,6 +609,7 @@ private:
     std::exception_ptr delivery_error_;
     std::uint64_t joining_observer_ = 0;
     std::uint64_t joining_feed_ = 0;
+    bool joining_first_value_ = false;  // publishing the joining observer's first value
     // The error handler; never null. Declared before the buses whose error handlers use it.
     std::shared_ptr<detail::error_sink> errors_ = std::make_shared<detail::error_sink>();
     // Queued observers' drain requests, one bus per executor; guarded by state_mutex_ (the
