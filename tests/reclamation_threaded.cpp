@@ -290,7 +290,8 @@ namespace {
 
 /// A producer thread blocked (overflow::block) on a full lane of `loop`, publishing `tick`
 /// through `publish`: start() returns once two ticks filled the lane and the third publish
-/// began. The outcome of the third publish is recorded.
+/// sleeps, waiting for space (so it is inside its dispatch, and its wait is visible to a
+/// thread that cancels it). The outcome of the third publish is recorded.
 class blocked_producer {
 public:
     enum class outcome { pending, delivered, would_deadlock, other_error };
@@ -304,7 +305,6 @@ public:
         thread_ = std::jthread([this] {
             publish_(tick{1});
             publish_(tick{2});
-            third_began_.store(true);
             try {
                 publish_(tick{3});
                 result_.store(outcome::delivered);
@@ -314,7 +314,10 @@ public:
                 result_.store(outcome::other_error);
             }
         });
-        spin_until([&] { return third_began_.load() && loop.pending() == 2; });
+        // Not "the third publish began": between that and its wait, an unsubscribe or a bus's
+        // destruction finds no dispatch to wait for, and the publish then sleeps for ever (or,
+        // its bus gone, returns quietly). Asleep implies it entered its blocked wait.
+        spin_until([&] { return loop.pending() == 2 && loop.core().sleeping_producers() == 1; });
     }
 
     outcome join() {
@@ -326,7 +329,6 @@ public:
 
 private:
     std::function<void(const tick&)> publish_;
-    std::atomic<bool> third_began_{false};
     std::atomic<outcome> result_{outcome::pending};
     std::jthread thread_;
 };
