@@ -11,6 +11,7 @@
 #include <tidings/detail/callable_traits.hpp>
 #include <tidings/detail/channel.hpp>
 #include <tidings/executor.hpp>
+#include <tidings/fwd.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
@@ -28,9 +29,6 @@
 #include <utility>
 
 namespace tidings {
-
-template <class Event, class Threading>
-class publisher;
 
 namespace detail {
 
@@ -624,11 +622,7 @@ private:
     std::shared_ptr<core_type> core_;
 };
 
-/// @brief The thread-safe bus: any member may be called from any thread; publish is lock-free.
-using bus = basic_bus<thread_safe>;
-
-/// @brief The same bus without atomics or locks, for state that one thread owns (a game loop,
-/// a GUI thread). Using it from two threads is undefined behaviour.
-using single_threaded_bus = basic_bus<single_thread>;
+// tidings::bus (basic_bus<thread_safe>) and tidings::single_threaded_bus
+// (basic_bus<single_thread>) are aliases declared in fwd.hpp.
 
 }  // namespace tidings

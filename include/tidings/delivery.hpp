@@ -10,6 +10,8 @@
 /// detail/wait.hpp, the executor core of detail/executor_core.hpp) all include this header,
 /// and it includes only standard headers.
 
+#include <tidings/fwd.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

@@ -14,6 +14,7 @@
 #include <tidings/detail/executor_core.hpp>
 #include <tidings/detail/fatal_misuse.hpp>
 #include <tidings/detail/lanes.hpp>
+#include <tidings/fwd.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -22,6 +22,7 @@
 #include <tidings/bus.hpp>
 #include <tidings/delivery.hpp>
 #include <tidings/executor.hpp>
+#include <tidings/fwd.hpp>
 #include <tidings/subscription.hpp>
 
 #include <concepts>
@@ -39,9 +40,6 @@
 #include <vector>
 
 namespace tidings {
-
-template <class T>
-class observable;
 
 /// @brief An observer's RAII handle: destroying it (or unsubscribe()) stops the observer, with
 /// the guarantees of tidings::subscription.

@@ -3,6 +3,8 @@
 /// @brief The options a subscription accepts after its handler, in any order:
 /// `bus.subscribe<E>(handler, tidings::priority{10}, tidings::filter(check), tidings::once)`.
 
+#include <tidings/fwd.hpp>
+
 #include <cstddef>
 #include <memory>
 #include <type_traits>

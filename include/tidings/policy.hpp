@@ -6,6 +6,7 @@
 #include <tidings/detail/epoch.hpp>
 #include <tidings/detail/plain_atomic.hpp>
 #include <tidings/detail/single_thread_domain.hpp>
+#include <tidings/fwd.hpp>
 
 #include <atomic>
 #include <cstdint>

@@ -4,6 +4,7 @@
 
 #include <tidings/bus.hpp>
 #include <tidings/concepts.hpp>
+#include <tidings/fwd.hpp>
 #include <tidings/subscription.hpp>
 
 #include <array>

@@ -3,6 +3,7 @@
 /// @brief tidings::subscription, the RAII handle of one connected handler.
 
 #include <tidings/detail/epoch.hpp>
+#include <tidings/fwd.hpp>
 
 #include <atomic>
 #include <cstdint>

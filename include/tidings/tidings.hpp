@@ -8,6 +8,7 @@
 #include <tidings/config.hpp>
 #include <tidings/delivery.hpp>
 #include <tidings/executor.hpp>
+#include <tidings/fwd.hpp>
 #include <tidings/observable.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>

@@ -23,6 +23,7 @@
 /// Thread safety: everything here is a constant or a constant address; safe anywhere.
 
 #include <tidings/detail/type_name.hpp>
+#include <tidings/fwd.hpp>
 
 #include <bit>
 #include <cstddef>
