@@ -3,30 +3,29 @@
 /// @brief tidings::basic_bus, and its two instances tidings::bus (thread-safe) and
 /// tidings::single_threaded_bus.
 
-#include <tidings/command.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
 #include <tidings/delivery.hpp>
 #include <tidings/detail/bus_core.hpp>
 #include <tidings/detail/callable_traits.hpp>
 #include <tidings/detail/channel.hpp>
-#include <tidings/executor.hpp>
+#include <tidings/detail/executor_core.hpp>
 #include <tidings/fwd.hpp>
 #include <tidings/options.hpp>
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
-#include <future>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
-#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace tidings {
 
@@ -55,6 +54,26 @@ constexpr bool check_event() {
                   "tidings: an event type must be copy- or move-constructible "
                   "(queued delivery stores a copy of the event)");
     return event<Event>;
+}
+
+/// The command members of basic_bus (handle, send, send_async) are defined in command.hpp, by
+/// its specialization of this template (the third argument void), so that bus.hpp needs
+/// neither the command channel nor <future>. This primary template is what a translation unit
+/// that did not include command.hpp finds; `Dependent` (the command or handler type) makes the
+/// check wait for a call.
+template <class Threading, class Dependent, class = void>
+struct bus_commands {
+    static constexpr bool defined = false;
+};
+
+/// True when command.hpp defined the command members; otherwise a compile error that names
+/// the header.
+template <class Commands>
+constexpr bool commands_included() {
+    static_assert(Commands::defined,
+                  "tidings: bus.handle, bus.send and bus.send_async are defined in "
+                  "<tidings/command.hpp>: include it (or <tidings/tidings.hpp>)");
+    return Commands::defined;
 }
 
 }  // namespace detail
@@ -242,38 +261,16 @@ public:
     ///   nothing is registered, and the handler's copy is destroyed.
     /// Thread safety: see the class; concurrent registrations of one command type: exactly
     /// one succeeds.
+    /// Defined in command.hpp (include it, or tidings.hpp), as are the other command members.
     template <class Command, class Handler, class... Options>
     [[nodiscard]] subscription handle(Handler&& handler, Options&&... options) {
-        static_assert(detail::check_event<Command>());
-        static_assert(command<Command>,
-                      "tidings: a command's result_type must be void or a move-constructible "
-                      "object type (not a reference)");
-        using result = command_result_t<Command>;
-        static_assert(std::is_invocable_v<std::decay_t<Handler>&, const Command&>,
-                      "tidings: a command handler must be callable with `const Command&`");
-        // Only for a well-formed command: otherwise the message above is the one that matters.
-        if constexpr (command<Command> &&
-                      std::is_invocable_v<std::decay_t<Handler>&, const Command&>) {
-            static_assert(
-                std::is_void_v<result> ||
-                    std::is_convertible_v<
-                        std::invoke_result_t<std::decay_t<Handler>&, const Command&>, result>,
-                "tidings: the command handler's return type does not convert to the "
-                "command's result_type");
+        using commands = detail::bus_commands<Threading, Command>;
+        if constexpr (detail::commands_included<commands>()) {
+            return commands::template handle<Command>(*this, std::forward<Handler>(handler),
+                                                      std::forward<Options>(options)...);
+        } else {
+            return {};
         }
-        static_assert(((detail::is_deliver_on<std::remove_cvref_t<Options>>::value) && ...),
-                      "tidings: the only option of a command handler is tidings::deliver_on");
-        static_assert(sizeof...(Options) <= 1, "tidings: tidings::deliver_on given twice");
-        using channel_type = detail::command_channel<Command, Threading>;
-        using node_type = detail::command_node_impl<Command, Threading, std::decay_t<Handler>>;
-        TIDINGS_ASSERT(core_ != nullptr, "handle on a moved-from bus");
-        auto added = std::make_unique<node_type>(std::forward<Handler>(handler));
-        if constexpr (sizeof...(Options) == 1) {
-            added->executor = executor_of(options...);
-        }
-        auto& target = core_->template channel_for<detail::command_key<Command>, channel_type>();
-        core_->link(target, *added);
-        return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
     }
 
     /// @brief Registers `handler`, deducing the command type from its parameter
@@ -281,14 +278,10 @@ public:
     /// cannot be deduced from: name the type with handle<Command>.
     template <class Handler, class... Options>
     [[nodiscard]] subscription handle(Handler&& handler, Options&&... options) {
-        using Command = detail::event_of_callable<Handler>;
-        static_assert(!std::is_same_v<Command, detail::undeducible_event>,
-                      "tidings: cannot deduce the command type from this handler (a generic "
-                      "lambda, an overloaded function object, or a callable without exactly one "
-                      "parameter); name the command type: bus.handle<Command>(handler)");
-        if constexpr (!std::is_same_v<Command, detail::undeducible_event>) {
-            return handle<Command>(std::forward<Handler>(handler),
-                                   std::forward<Options>(options)...);
+        using commands = detail::bus_commands<Threading, Handler>;
+        if constexpr (detail::commands_included<commands>()) {
+            return commands::handle(*this, std::forward<Handler>(handler),
+                                    std::forward<Options>(options)...);
         } else {
             return {};
         }
@@ -296,6 +289,8 @@ public:
 
     /// @brief Runs the command on its one handler and returns the handler's result. With an
     /// inline handler it runs in this thread; with a queued one this thread waits for it.
+    /// @return the handler's result, a `tidings::command_result_t<Command>` (`Command` being
+    ///   the argument's type without cv and reference).
     /// @throws tidings::no_handler if the command has no handler; whatever the handler threw;
     ///   tidings::would_deadlock when called from the thread of the executor that runs the
     ///   handler; tidings::executor_stopped / queue_full from that executor's queue.
@@ -306,24 +301,16 @@ public:
     ///   handler ran. Either way the handler runs at most once.
     /// Thread safety: see the class.
     template <class Arg>
-    command_result_t<std::remove_cvref_t<Arg>> send(Arg&& command) {
-        using Command = std::remove_cvref_t<Arg>;
-        static_assert(detail::check_event<Command>());
-        static_assert(tidings::command<Command>,
-                      "tidings: a command's result_type must be void or a move-constructible "
-                      "object type (not a reference)");
-        using channel_type = detail::command_channel<Command, Threading>;
-        TIDINGS_ASSERT(core_ != nullptr, "send on a moved-from bus");
-        auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
-        if (target == nullptr) {
-            throw no_handler("tidings: no handler for the command " +
-                             std::string(detail::type_name<Command>));
+    decltype(auto) send(Arg&& command) {
+        using commands = detail::bus_commands<Threading, std::remove_cvref_t<Arg>>;
+        if constexpr (detail::commands_included<commands>()) {
+            return commands::send(*this, std::forward<Arg>(command));
         }
-        return target->send(std::forward<Arg>(command));
     }
 
     /// @brief Like send, but returns a std::future of the result (or of the exception): ready
     /// at once for an inline handler, fulfilled by the executor for a queued one.
+    /// @return a `std::future<tidings::command_result_t<Command>>`.
     /// @throws tidings::no_handler if the command has no handler now; for a queued handler,
     ///   what its executor's queue throws (executor_stopped, would_deadlock from a blocking
     ///   push on the executor's own thread) or queue_full when overflow::drop refused it;
@@ -331,20 +318,11 @@ public:
     ///   std::bad_alloc when the future's state cannot be made, before the handler runs
     ///   (strong). What the handler, or moving its result, throws is in the future.
     template <class Arg>
-    std::future<command_result_t<std::remove_cvref_t<Arg>>> send_async(Arg&& command) {
-        using Command = std::remove_cvref_t<Arg>;
-        static_assert(detail::check_event<Command>());
-        static_assert(tidings::command<Command>,
-                      "tidings: a command's result_type must be void or a move-constructible "
-                      "object type (not a reference)");
-        using channel_type = detail::command_channel<Command, Threading>;
-        TIDINGS_ASSERT(core_ != nullptr, "send on a moved-from bus");
-        auto* target = core_->template find_channel<detail::command_key<Command>, channel_type>();
-        if (target == nullptr) {
-            throw no_handler("tidings: no handler for the command " +
-                             std::string(detail::type_name<Command>));
+    decltype(auto) send_async(Arg&& command) {
+        using commands = detail::bus_commands<Threading, std::remove_cvref_t<Arg>>;
+        if constexpr (detail::commands_included<commands>()) {
+            return commands::send_async(*this, std::forward<Arg>(command));
         }
-        return target->send_async(std::forward<Arg>(command));
     }
 
     /// @brief Keeps the newest `count` events of type `Event` for late subscribers that ask
@@ -398,6 +376,8 @@ public:
 private:
     template <class, class>
     friend class publisher;
+    template <class, class, class>
+    friend struct detail::bus_commands;
 
     using core_type = detail::bus_core<Threading>;
 
@@ -548,9 +528,8 @@ private:
                 // replay ends, even if the handler turns retention off meanwhile.
                 detail::inline_replay_scope<Event, Threading> replaying{
                     executor == nullptr && !events.empty() ? kept : nullptr};
-                core_->link(target, *added);
                 node_type& linked = *added;
-                subscription result{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
+                subscription result = link(target, std::move(added));
                 // A subscribe that fails gives its handler no live event: the node is marked
                 // removed while the mutex still keeps every publisher of Event out (dispatches
                 // skip removed nodes), and only then is the mutex released, before `result`
@@ -615,7 +594,14 @@ private:
         auto added = std::make_unique<node_type>(std::forward<Handler>(handler), filter, tracked);
         added->priority = rank;
         added->executor = executor;
-        core_->link(target, *added);  // on success the bus co-owns the node
+        return link(target, std::move(added));
+    }
+
+    /// Links a new node into its channel and returns its handle: on success the bus co-owns
+    /// the node. @throws what bus_core::link throws; the node is then destroyed.
+    template <class Channel, class Node>
+    subscription link(Channel& target, std::unique_ptr<Node> added) {
+        core_->link(target, *added);
         return subscription{std::weak_ptr<detail::bus_core_base>(core_), added.release()};
     }
 

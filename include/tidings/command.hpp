@@ -6,340 +6,142 @@
 /// Events are facts broadcast to every subscriber; a command is a request with one
 /// responsible handler. A command type declares its result as `using result_type = R;`
 /// (none means void).
+///
+/// This header defines the bus's command members (basic_bus::handle, send and send_async,
+/// declared in bus.hpp) and brings what they need: the command channel
+/// (detail/command_channel.hpp, which also defines tidings::duplicate_handler and
+/// tidings::no_handler), <future> for send_async. The requirements tidings::command and
+/// tidings::command_result_t are in concepts.hpp. A translation unit that calls a command
+/// member without including this header gets a compile error that names it.
 
+#include <tidings/bus.hpp>
 #include <tidings/concepts.hpp>
 #include <tidings/config.hpp>
-#include <tidings/delivery.hpp>
-#include <tidings/detail/channel.hpp>
-#include <tidings/detail/epoch.hpp>
+#include <tidings/detail/callable_traits.hpp>
+#include <tidings/detail/command_channel.hpp>
 #include <tidings/detail/executor_core.hpp>
-#include <tidings/detail/record_ring.hpp>
 #include <tidings/detail/type_index.hpp>
-#include <tidings/detail/type_name.hpp>
+#include <tidings/fwd.hpp>
+#include <tidings/options.hpp>
 #include <tidings/subscription.hpp>
 
-#include <cstdint>
-#include <exception>
 #include <future>
 #include <memory>
-#include <optional>
-#include <stdexcept>
-#include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 
-namespace tidings {
+namespace tidings::detail {
 
-/// @brief Thrown by `handle` when the command type already has a handler on this bus.
-class duplicate_handler : public std::logic_error {
-public:
-    using std::logic_error::logic_error;
-};
-
-/// @brief Thrown by `send`/`send_async` when the command type has no handler (or its handler
-/// was removed before a queued command ran).
-class no_handler : public std::logic_error {
-public:
-    using std::logic_error::logic_error;
-};
-
-namespace detail {
-
-/// The declared `Command::result_type`, or void when there is none.
-template <class Command, class = void>
-struct declared_result {
-    using type = void;
-};
+/// Checks a command type where the user names it (handle, send, send_async): the checks of
+/// an event type, then its result_type; one readable message per reason.
 template <class Command>
-struct declared_result<Command, std::void_t<typename Command::result_type>> {
-    using type = typename Command::result_type;
-};
-
-/// Stands in for a declared result_type that no function can return (an array or a function
-/// type). `send`'s return type is `command_result_t<C>`: with the declared type itself, its
-/// signature would be ill-formed and the user would read "no matching function for call to
-/// send" instead of the static_assert that names the problem (the command concept rejects it).
-template <class Result>
-struct unreturnable_result {};
-
-template <class Result>
-using returnable_t = std::conditional_t<std::is_array_v<Result> || std::is_function_v<Result>,
-                                        unreturnable_result<Result>, Result>;
-
-/// True when `result_type` is a data member rather than a type: without this check it would
-/// silently mean "no result" (void).
-template <class Command>
-concept result_type_not_a_type = requires {
-    Command::result_type;
-};
-
-}  // namespace detail
-
-/// @brief The result a command of type `Command` produces: `Command::result_type`, or void.
-template <class Command>
-using command_result_t = detail::returnable_t<typename detail::declared_result<Command>::type>;
-
-/// @brief A type that can be a command: an event type whose result_type, if declared, is void
-/// or a move-constructible object type (not a reference, an array or a function type), and is
-/// a type (not a data member).
-template <class Command>
-concept command = event<Command> && !detail::result_type_not_a_type<Command> &&
-                  (std::is_void_v<typename detail::declared_result<Command>::type> ||
-                   (std::is_object_v<typename detail::declared_result<Command>::type> &&
-                    !std::is_array_v<typename detail::declared_result<Command>::type> &&
-                    std::is_move_constructible_v<typename detail::declared_result<Command>::type>));
-
-namespace detail {
-
-template <class Command, class Threading>
-struct command_node : node_base {
-    using result_type = command_result_t<Command>;
-    using invoke_fn = result_type (*)(command_node&, const Command&);
-
-    typename Threading::template atomic_type<bool> removed{false};
-    invoke_fn invoke = nullptr;
-    executor_core* executor = nullptr;
-};
-
-template <class Command, class Threading, class Handler>
-struct command_node_impl final : command_node<Command, Threading> {
-    using base_type = command_node<Command, Threading>;
-    using result_type = command_result_t<Command>;
-
-    template <class H>
-    explicit command_node_impl(H&& handler) : handler_(std::in_place, std::forward<H>(handler)) {
-        this->invoke = &call;
-        this->reclaim = &reclaim_node;
-        this->deallocate = &deallocate_node;
+constexpr bool check_command() {
+    if constexpr (check_event<Command>()) {
+        static_assert(command<Command>,
+                      "tidings: a command's result_type must be void or a move-constructible "
+                      "object type (not a reference)");
+        return command<Command>;
+    } else {
+        return false;
     }
+}
 
-    static result_type call(base_type& base, const Command& command) {
-        auto& self = static_cast<command_node_impl&>(base);
-        if constexpr (std::is_void_v<result_type>) {
-            std::invoke(*self.handler_, command);
+/// Checks a command handler: callable with `const Command&`, its result converting to the
+/// command's result_type.
+template <class Command, class Handler>
+constexpr bool check_command_handler() {
+    constexpr bool callable = std::is_invocable_v<std::decay_t<Handler>&, const Command&>;
+    static_assert(callable, "tidings: a command handler must be callable with `const Command&`");
+    if constexpr (callable) {
+        using result = command_result_t<Command>;
+        constexpr bool converts =
+            std::is_void_v<result> ||
+            std::is_convertible_v<std::invoke_result_t<std::decay_t<Handler>&, const Command&>,
+                                  result>;
+        static_assert(converts,
+                      "tidings: the command handler's return type does not convert to the "
+                      "command's result_type");
+        return converts;
+    } else {
+        return false;
+    }
+}
+
+/// The command members of basic_bus<Threading> (see the primary template in bus.hpp).
+template <class Threading, class Dependent>
+struct bus_commands<Threading, Dependent, void> {
+    static constexpr bool defined = true;
+    using bus_type = basic_bus<Threading>;
+
+    template <class Command>
+    using channel_type = command_channel<Command, Threading>;
+
+    template <class Command, class Handler, class... Options>
+    static subscription handle(bus_type& self, Handler&& handler, Options&&... options) {
+        // A well-formed command first: otherwise its message is the one that matters.
+        if constexpr (check_command<Command>() && check_command_handler<Command, Handler>()) {
+            static_assert((is_deliver_on<std::remove_cvref_t<Options>>::value && ...),
+                          "tidings: the only option of a command handler is tidings::deliver_on");
+            static_assert(sizeof...(Options) <= 1, "tidings: tidings::deliver_on given twice");
+            using node_type = command_node_impl<Command, Threading, std::decay_t<Handler>>;
+            TIDINGS_ASSERT(self.core_ != nullptr, "handle on a moved-from bus");
+            auto added = std::make_unique<node_type>(std::forward<Handler>(handler));
+            if constexpr (sizeof...(Options) == 1) {
+                added->executor = bus_type::executor_of(options...);
+            }
+            auto& target =
+                self.core_->template channel_for<command_key<Command>, channel_type<Command>>();
+            return self.link(target, std::move(added));
         } else {
-            return static_cast<result_type>(std::invoke(*self.handler_, command));
+            return {};
         }
     }
 
-    static void reclaim_node(retired* object) noexcept {
-        auto* self = static_cast<command_node_impl*>(object);
-        self->handler_.reset();
-        self->release();
-    }
-
-    static void deallocate_node(node_base* object) noexcept {
-        delete static_cast<command_node_impl*>(object);
-    }
-
-    std::optional<Handler> handler_;
-};
-
-template <class Command, class Threading>
-class command_channel;
-
-/// A queued command in a lane record: the command (inline when it fits, else on the heap),
-/// the promise of its result.
-template <class Command, class Threading, bool Inline>
-struct command_task {
-    using result_type = command_result_t<Command>;
-    static constexpr bool on_heap = !Inline;
-
-    command_channel<Command, Threading>* target;
-    /// The id of the handler the command was sent to: a handler registered after it (even on
-    /// the same executor) must not receive it.
-    std::uint64_t handler_id;
-    std::promise<result_type> promise;
-    std::conditional_t<Inline, Command, std::unique_ptr<Command>> command;
-
-    [[nodiscard]] const Command& get() const noexcept {
-        if constexpr (Inline) {
-            return command;
+    /// handle() with the command type deduced from the handler's parameter.
+    template <class Handler, class... Options>
+    static subscription handle(bus_type& self, Handler&& handler, Options&&... options) {
+        using Command = event_of_callable<Handler>;
+        static_assert(!std::is_same_v<Command, undeducible_event>,
+                      "tidings: cannot deduce the command type from this handler (a generic "
+                      "lambda, an overloaded function object, or a callable without exactly one "
+                      "parameter); name the command type: bus.handle<Command>(handler)");
+        if constexpr (!std::is_same_v<Command, undeducible_event>) {
+            return handle<Command>(self, std::forward<Handler>(handler),
+                                   std::forward<Options>(options)...);
         } else {
-            return *command;
+            return {};
         }
     }
 
-    static task_outcome operation(record_header& record, task_action action,
-                                  void* context) noexcept {
-        auto* self = record.payload<command_task>();
-        if (action == task_action::run) {
-            self->target->run_queued(self->get(), self->handler_id, self->promise,
-                                     *static_cast<executor_core*>(context));
-        } else {
-            self->promise.set_exception(std::make_exception_ptr(executor_stopped(
-                "tidings: the executor discarded a queued command before it ran")));
-        }
-        self->~command_task();
-        return {record_size_of<command_task>, 0};
-    }
-};
-
-/// The channel of one command type: at most one handler, read without a lock.
-template <class Command, class Threading>
-class command_channel final : public channel_base<Threading> {
-public:
-    using node_type = command_node<Command, Threading>;
-    using result_type = command_result_t<Command>;
-    using domain_type = typename Threading::domain_type;
-
-    command_channel(channel_host<Threading>& /*host*/, domain_type& domain) noexcept
-        : domain_(domain) {}
-
-    ~command_channel() override {
-        TIDINGS_ASSERT(handler_.load(std::memory_order_relaxed) == nullptr,
-                       "a command channel destroyed with its handler still linked");
-    }
-
-    /// Links the handler. @throws duplicate_handler if one is linked already.
-    retired* link_locked(node_type& added) {
-        if (handler_.load(std::memory_order_relaxed) != nullptr) {
-            throw duplicate_handler("tidings: the command " + std::string(type_name<Command>) +
-                                    " already has a handler on this bus");
-        }
-        added.channel = static_cast<channel_base<Threading>*>(this);
-        // seq_cst: release for senders (the node is complete), and the writer's half of the
-        // store-load race with readers entering a dispatch (detail/epoch.hpp).
-        handler_.store(&added, std::memory_order_seq_cst);
-        return nullptr;
-    }
-
-    retired* unlink_locked(node_base& base) noexcept override {
-        auto& removed = static_cast<node_type&>(base);
-        removed.removed.store(true, std::memory_order_release);  // pairs with the senders' acquire
-        if (handler_.load(std::memory_order_relaxed) != &removed) return nullptr;
-        handler_.store(nullptr, std::memory_order_seq_cst);  // seq_cst: see link_locked
-        return &removed;  // the node itself is all there is to retire
-    }
-
-    retired* unlink_matching_locked(const executor_core* executor, bool all,
-                                    retired*& nodes) noexcept override {
-        node_type* current = handler_.load(std::memory_order_relaxed);
-        if (current == nullptr || !(all || current->executor == executor)) return nullptr;
-        current->removed.store(true, std::memory_order_release);
-        handler_.store(nullptr, std::memory_order_seq_cst);  // seq_cst: see link_locked
-        current->next_retired = nodes;
-        nodes = current;
-        return nullptr;
-    }
-
-    [[nodiscard]] bool is_removed(const node_base& base) const noexcept override {
-        return static_cast<const node_type&>(base).removed.load(std::memory_order_acquire);
-    }
-
-    [[nodiscard]] std::size_t size() const noexcept override {
-        return handler_.load(std::memory_order_acquire) != nullptr ? 1 : 0;
-    }
-
-    /// Runs the command on its handler: inline in this thread, or queued to the handler's
-    /// executor while this thread waits for the result.
+    /// Returns a command_result_t<Command>; nothing (void) when the command is ill-formed, so
+    /// that its message is the only one.
     template <class Arg>
-    result_type send(Arg&& command) {
-        std::future<result_type> queued;
-        {
-            typename domain_type::read_section section{domain_, this->scope_id()};
-            node_type* handler = current_handler();
-            if (handler->executor == nullptr) return handler->invoke(*handler, command);
-            if (handler->executor->is_consumer_thread()) {
-                throw would_deadlock("tidings: send of " + std::string(type_name<Command>) +
-                                     " from the thread of the executor that runs its handler "
-                                     "would wait for itself; use send_async");
-            }
-            queued = enqueue(*handler, std::forward<Arg>(command));
+    static decltype(auto) send(bus_type& self, Arg&& command) {
+        using Command = std::remove_cvref_t<Arg>;
+        if constexpr (check_command<Command>()) {
+            return find<Command>(self).send(std::forward<Arg>(command));
         }
-        // Outside the read section: waiting inside it would hold up every unsubscribe.
-        return queued.get();
     }
 
-    /// Like send, but returns a future: ready at once for an inline handler (holding its
-    /// result or exception), fulfilled by the executor for a queued one.
+    /// Returns a std::future<command_result_t<Command>> (nothing when ill-formed, as send).
     template <class Arg>
-    std::future<result_type> send_async(Arg&& command) {
-        typename domain_type::read_section section{domain_, this->scope_id()};
-        node_type* handler = current_handler();
-        if (handler->executor != nullptr) return enqueue(*handler, std::forward<Arg>(command));
-        std::promise<result_type> promise;
-        try {
-            if constexpr (std::is_void_v<result_type>) {
-                handler->invoke(*handler, command);
-                promise.set_value();
-            } else {
-                promise.set_value(handler->invoke(*handler, command));
-            }
-        } catch (...) {
-            promise.set_exception(std::current_exception());
-        }
-        return promise.get_future();
-    }
-
-    /// Runs a queued command on `executor`'s consumer thread.
-    void run_queued(const Command& command, std::uint64_t handler_id,
-                    std::promise<result_type>& promise, executor_core& executor) noexcept {
-        try {
-            typename domain_type::read_section section{domain_, this->scope_id()};
-            // seq_cst: see link_locked.
-            node_type* handler = handler_.load(std::memory_order_seq_cst);
-            if (handler == nullptr || handler->id != handler_id || handler->executor != &executor ||
-                handler->removed.load(std::memory_order_acquire)) {
-                throw no_handler("tidings: the handler of " + std::string(type_name<Command>) +
-                                 " was removed before the queued command ran");
-            }
-            if constexpr (std::is_void_v<result_type>) {
-                handler->invoke(*handler, command);
-                promise.set_value();
-            } else {
-                promise.set_value(handler->invoke(*handler, command));
-            }
-        } catch (...) {
-            try {
-                promise.set_exception(std::current_exception());
-            } catch (...) {  // promise_already_satisfied cannot happen; nothing to do
-            }
+    static decltype(auto) send_async(bus_type& self, Arg&& command) {
+        using Command = std::remove_cvref_t<Arg>;
+        if constexpr (check_command<Command>()) {
+            return find<Command>(self).send_async(std::forward<Arg>(command));
         }
     }
 
 private:
-    node_type* current_handler() const {
-        // seq_cst: see link_locked.
-        node_type* handler = handler_.load(std::memory_order_seq_cst);
-        // acquire: pairs with the release store in unlink_locked.
-        if (handler == nullptr || handler->removed.load(std::memory_order_acquire)) {
-            throw no_handler("tidings: no handler for the command " +
-                             std::string(type_name<Command>));
-        }
-        return handler;
+    /// The channel of `Command`. @throws no_handler if nothing ever registered a handler.
+    template <class Command>
+    static channel_type<Command>& find(bus_type& self) {
+        TIDINGS_ASSERT(self.core_ != nullptr, "send on a moved-from bus");
+        auto* target =
+            self.core_->template find_channel<command_key<Command>, channel_type<Command>>();
+        if (target == nullptr) throw_no_handler<Command>();
+        return *target;
     }
-
-    template <class Arg>
-    std::future<result_type> enqueue(node_type& handler, Arg&& command) {
-        std::future<result_type> result;
-        this->note_queued();
-        constexpr bool in_record = fits_in_record<command_task<Command, Threading, true>>;
-        using task = command_task<Command, Threading, in_record>;
-        const bool queued = handler.executor->template push<task>([&](void* where) {
-            std::promise<result_type> promise;
-            result = promise.get_future();
-            if constexpr (in_record) {
-                ::new (where)
-                    task{this, handler.id, std::move(promise), std::forward<Arg>(command)};
-            } else {
-                ::new (where) task{this, handler.id, std::move(promise),
-                                   std::make_unique<Command>(std::forward<Arg>(command))};
-            }
-        });
-        if (!queued) {
-            // overflow::drop refused it (its queue is full, or it has stopped).
-            throw queue_full("tidings: the executor of the handler of " +
-                             std::string(type_name<Command>) +
-                             " refused the command (overflow::drop: full or stopped)");
-        }
-        return result;
-    }
-
-    domain_type& domain_;
-    typename Threading::template atomic_type<node_type*> handler_{nullptr};
 };
 
-}  // namespace detail
-}  // namespace tidings
+}  // namespace tidings::detail

@@ -21,8 +21,9 @@
 
 #include <tidings/bus.hpp>
 #include <tidings/delivery.hpp>
-#include <tidings/executor.hpp>
 #include <tidings/fwd.hpp>
+#include <tidings/options.hpp>
+#include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
 
 #include <concepts>
