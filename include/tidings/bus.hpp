@@ -467,12 +467,7 @@ private:
                       "tidings: unknown subscribe option; the options are tidings::priority, "
                       "tidings::filter, tidings::once, tidings::track, tidings::deliver_on and "
                       "tidings::replay");
-        static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
-                      "tidings: tidings::priority given twice");
-        static_assert(detail::count_options<detail::is_filter, Options...> <= 1,
-                      "tidings: tidings::filter given twice; combine the checks in one");
-        static_assert(detail::count_options<detail::is_track, Options...> <= 1,
-                      "tidings: tidings::track given twice");
+        static_assert(detail::options_given_once<Options...>());
 
         decltype(auto) filter = detail::find_option<detail::is_filter>(options...);
         decltype(auto) tracked = detail::find_option<detail::is_track>(options...);
@@ -484,8 +479,6 @@ private:
                           "something convertible to bool");
         }
         constexpr bool is_once = detail::count_options<detail::is_once_trait, Options...> != 0;
-        static_assert(detail::count_options<detail::is_deliver_on, Options...> <= 1,
-                      "tidings: tidings::deliver_on given twice");
         detail::executor_core* executor = nullptr;
         if constexpr (detail::count_options<detail::is_deliver_on, Options...> != 0) {
             executor = executor_of(detail::find_option<detail::is_deliver_on>(options...));
@@ -500,8 +493,6 @@ private:
         constexpr bool replays = detail::count_options<detail::is_replay_trait, Options...> != 0;
         auto& target = core_->template channel_for<Event>();
         if constexpr (replays) {
-            static_assert(detail::count_options<detail::is_replay_trait, Options...> == 1,
-                          "tidings: tidings::replay given twice");
             static_assert(!is_once,
                           "tidings: tidings::replay cannot be combined with "
                           "tidings::once");

@@ -82,7 +82,7 @@ struct bus_commands<Threading, Dependent, void> {
         if constexpr (check_command<Command>() && check_command_handler<Command, Handler>()) {
             static_assert((is_deliver_on<std::remove_cvref_t<Options>>::value && ...),
                           "tidings: the only option of a command handler is tidings::deliver_on");
-            static_assert(sizeof...(Options) <= 1, "tidings: tidings::deliver_on given twice");
+            static_assert(options_given_once<Options...>());
             using node_type = command_node_impl<Command, Threading, std::decay_t<Handler>>;
             TIDINGS_ASSERT(self.core_ != nullptr, "handle on a moved-from bus");
             auto added = std::make_unique<node_type>(std::forward<Handler>(handler));

@@ -197,11 +197,7 @@ public:
         if (worker_token_.load(std::memory_order_relaxed) == detail::this_thread_token()) {
             throw would_deadlock("tidings: a thread_executor cannot stop itself from its worker");
         }
-        if (detail::in_read_section()) {
-            throw would_deadlock(
-                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
-                "for running publishes, and this thread is running one");
-        }
+        detail::executor_core::refuse_stop_inside_handler();
         // From here until the join returns (waiting for another stopper's join included), the
         // worker does not wait for space in a full queue that this thread consumes: its drain
         // may publish, with overflow::block, into a frame loop's queue while the loop stops it.

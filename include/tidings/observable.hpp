@@ -279,10 +279,7 @@ public:
                         detail::is_priority<std::remove_cvref_t<Options>>)&&...),
                       "tidings::observable<T>::observe: the options of an observer are "
                       "tidings::priority and tidings::deliver_on");
-        static_assert(detail::count_options<detail::is_priority_trait, Options...> <= 1,
-                      "tidings: tidings::priority given twice");
-        static_assert(detail::count_options<detail::is_deliver_on, Options...> <= 1,
-                      "tidings: tidings::deliver_on given twice");
+        static_assert(detail::options_given_once<Options...>());
         constexpr bool queued = (detail::is_deliver_on<std::remove_cvref_t<Options>>::value || ...);
         // Declared before the lock: if attaching fails, they are destroyed (unsubscribed,
         // which may wait for running deliveries) after the lock is released.

@@ -123,5 +123,22 @@ template <template <class> class Trait, class... Options>
 inline constexpr std::size_t count_options = (std::size_t{0} + ... +
                                               (Trait<std::remove_cvref_t<Options>>::value ? 1 : 0));
 
+/// Checks that no kind of option is given twice, with one message per kind (for subscribe,
+/// handle and observe alike, whichever kinds each accepts).
+template <class... Options>
+constexpr bool options_given_once() {
+    constexpr bool priorities = count_options<is_priority_trait, Options...> <= 1;
+    static_assert(priorities, "tidings: tidings::priority given twice");
+    constexpr bool filters = count_options<is_filter, Options...> <= 1;
+    static_assert(filters, "tidings: tidings::filter given twice; combine the checks in one");
+    constexpr bool tracks = count_options<is_track, Options...> <= 1;
+    static_assert(tracks, "tidings: tidings::track given twice");
+    constexpr bool executors = count_options<is_deliver_on, Options...> <= 1;
+    static_assert(executors, "tidings: tidings::deliver_on given twice");
+    constexpr bool replays = count_options<is_replay_trait, Options...> <= 1;
+    static_assert(replays, "tidings: tidings::replay given twice");
+    return priorities && filters && tracks && executors && replays;
+}
+
 }  // namespace detail
 }  // namespace tidings

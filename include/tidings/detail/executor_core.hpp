@@ -73,6 +73,16 @@ public:
 
     [[nodiscard]] const executor_options& options() const noexcept { return options_; }
 
+    /// Throws would_deadlock when called from inside a handler (a dispatch): stopping an
+    /// executor waits for running publishes, and this thread is running one.
+    static void refuse_stop_inside_handler() {
+        if (in_read_section()) {
+            throw would_deadlock(
+                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
+                "for running publishes, and this thread is running one");
+        }
+    }
+
     // ---- producer side ---------------------------------------------------------------------
 
     /// The calling thread's lane, created on first use.
@@ -291,11 +301,7 @@ public:
     /// executor_stopped), and waits until no publish that saw the executor accepting is still
     /// pushing. After it returns, every accepted task is in a lane.
     void stop_accepting() {
-        if (in_read_section()) {
-            throw would_deadlock(
-                "tidings: an executor cannot be stopped from inside a handler: the stop waits "
-                "for running publishes, and this thread is running one");
-        }
+        refuse_stop_inside_handler();
         // seq_cst: ordered before the epoch increment below, so a dispatch that reads the
         // new epoch also reads accepting == false. Also a release: see halt().
         accepting_.store(false, std::memory_order_seq_cst);
