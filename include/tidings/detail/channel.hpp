@@ -48,6 +48,15 @@ template <class Event, class Threading>
 struct node : node_base {
     using invoke_fn = after_call (*)(node&, const Event&);
 
+    /// How an inline dispatch calls this subscriber: `call(object, event)`. A plain
+    /// subscriber (no filter, once, tracking or replay) calls its handler straight, with
+    /// `object` its handler; the others check `removed` first and take the node's full path,
+    /// with `object` the node. Snapshots copy it into a contiguous array (snapshot::delegates).
+    struct delegate {
+        after_call (*call)(void*, const Event&) = nullptr;
+        void* object = nullptr;
+    };
+
     /// Set once, by whoever disconnects the node; dispatches skip removed nodes.
     typename Threading::template atomic_type<bool> removed{false};
     invoke_fn invoke = nullptr;
@@ -62,6 +71,7 @@ struct node : node_base {
     /// For a subscriber that asked for a replay: a replayed event was discarded (see
     /// replay_gate::discard_replayed); returns how many held live events went with it.
     std::size_t (*discard_replayed)(node&) noexcept = nullptr;
+    delegate inline_call;  ///< set by the node's constructor
 };
 
 /// The last N events of a channel, kept for late subscribers. Every publish of a retaining
@@ -251,24 +261,37 @@ struct queue_target {
     std::uint32_t recipients;  ///< how many of the channel's subscribers deliver on it
 };
 
-/// An immutable snapshot: a header, then the node pointers (inline ones first), then the
-/// queue targets, in one allocation.
+/// An immutable snapshot: a header, then the inline subscribers' delegates (what a publish
+/// walks), then the node pointers (inline ones first), then the queue targets, in one
+/// allocation.
 template <class Node>
 struct snapshot final : retired {
+    using delegate = typename Node::delegate;
+
     std::uint32_t inline_count = 0;
-    std::uint32_t queued_count = 0;
     std::uint32_t target_count = 0;
-    std::uint64_t max_id = 0;   ///< the newest subscription in it (queued tasks carry it)
     void* retention = nullptr;  ///< the channel's retention while it keeps events, else null
+    /// The channel's unlink count when this snapshot was built: while the count is the same,
+    /// no node of this snapshot has been unlinked, so a dispatch calls the delegates without
+    /// checking each node's `removed` flag (channel::unlinks_).
+    std::uint64_t built_at_unlinks = 0;
+    std::uint32_t queued_count = 0;
+    std::uint64_t max_id = 0;  ///< the newest subscription in it (queued tasks carry it)
     /// Nodes unlinked while no new snapshot could be built (out of memory): still in this
     /// snapshot, flagged removed. Reclaimed with it, when no reader can hold it any more.
     retired* riders = nullptr;
 
+    [[nodiscard]] delegate* delegates() noexcept {
+        return std::launder(reinterpret_cast<delegate*>(this + 1));
+    }
+    [[nodiscard]] const delegate* delegates() const noexcept {
+        return std::launder(reinterpret_cast<const delegate*>(this + 1));
+    }
     [[nodiscard]] Node** nodes() noexcept {
-        return std::launder(reinterpret_cast<Node**>(this + 1));
+        return std::launder(reinterpret_cast<Node**>(delegates() + inline_count));
     }
     [[nodiscard]] Node* const* nodes() const noexcept {
-        return std::launder(reinterpret_cast<Node* const*>(this + 1));
+        return std::launder(reinterpret_cast<Node* const*>(delegates() + inline_count));
     }
     [[nodiscard]] queue_target* targets() noexcept {
         return std::launder(reinterpret_cast<queue_target*>(nodes() + inline_count + queued_count));
@@ -280,11 +303,12 @@ struct snapshot final : retired {
 
     static snapshot* make(std::uint32_t inline_count, std::uint32_t queued_count,
                           std::uint32_t max_targets) {
-        static_assert(sizeof(snapshot) % alignof(Node*) == 0, "the array follows the header");
+        static_assert(sizeof(snapshot) % alignof(delegate) == 0, "delegates follow the header");
+        static_assert(sizeof(delegate) % alignof(Node*) == 0, "the nodes follow the delegates");
         static_assert(alignof(queue_target) <= alignof(Node*), "targets follow the nodes");
-        void* memory =
-            ::operator new(sizeof(snapshot) + (inline_count + queued_count) * sizeof(Node*) +
-                           max_targets * sizeof(queue_target));
+        void* memory = ::operator new(
+            sizeof(snapshot) + inline_count * sizeof(delegate) +
+            (inline_count + queued_count) * sizeof(Node*) + max_targets * sizeof(queue_target));
         auto* result = ::new (memory) snapshot;
         result->inline_count = inline_count;
         result->queued_count = queued_count;
@@ -514,7 +538,7 @@ public:
     /// the bus's error_policy; with rethrow_first, the first is rethrown here after every
     /// subscriber ran and every executor was offered the event.
     template <class Arg>
-    publish_result publish(Arg&& event) {
+    TIDINGS_ALWAYS_INLINE publish_result publish(Arg&& event) {
         // relaxed: only a shortcut for "no subscribers". A subscribe that happens-before this
         // publish is seen by coherence; one that races with it may or may not be.
         const snapshot_type* current = subscribers_.load(std::memory_order_relaxed);
@@ -708,6 +732,7 @@ public:
         // release: a dispatch that sees removed=true skips the node; the new snapshot below
         // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
+        count_unlink();
         TIDINGS_SCHEDULE_POINT();              // a dispatch between the flag and the new snapshot
         if (!erase(&removed)) return nullptr;  // already unlinked
         snapshot_type* next = nullptr;
@@ -738,6 +763,7 @@ public:
             }
         }
         if (unlinked == nullptr) return nullptr;
+        count_unlink();
         nodes_.resize(kept);
         meta_.resize(kept);
         snapshot_type* next = nullptr;
@@ -781,6 +807,14 @@ private:
         int priority;
     };
 
+    /// Tells dispatches under way that a node of their snapshot may now be flagged removed:
+    /// from here on they check every node's flag (see deliver). Called after the flag's store.
+    void count_unlink() noexcept {
+        // release: a dispatch that reads the new count (acquire) also sees the `removed` flags
+        // stored before it. Only writers holding the bus's mutex store the count.
+        unlinks_.store(unlinks_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+
     /// Removes `target`; false if it was not linked. Searches from the newest, the usual one
     /// to leave first.
     bool erase(const node_type* target) noexcept {
@@ -805,6 +839,8 @@ private:
         const std::uint32_t queued = queued_count_;
         snapshot_type* next = snapshot_type::make(total - queued, queued, queued);
         next->max_id = max_id_;
+        // relaxed: writers hold the bus's mutex; readers see it through the snapshot's release.
+        next->built_at_unlinks = unlinks_.load(std::memory_order_relaxed);
         node_type** inline_out = next->nodes();
         if (queued == 0) {
             std::copy(nodes_.begin(), nodes_.end(), inline_out);
@@ -832,6 +868,10 @@ private:
                 }
             }
             next->target_count = target_count;
+        }
+        typename snapshot_type::delegate* delegates = next->delegates();
+        for (std::uint32_t i = 0; i < next->inline_count; ++i) {
+            delegates[i] = next->nodes()[i]->inline_call;
         }
         // acquire: pairs with the release store in retention::end_replay. Reading 0 here,
         // this snapshot may let publishers reach a gate without the mutex: the replay's work
@@ -916,17 +956,69 @@ private:
     }
 
     /// Calls the inline subscribers of `current`, then queues to its executors.
+    ///
+    /// The fast loop calls each delegate with no per-node check: while the channel's unlink
+    /// count is the one the snapshot was built at, none of its nodes is flagged removed. A
+    /// call that asks for more (a `once` handler ran, a replay gate holds events), throws, or
+    /// after which the count moved (a handler unsubscribed someone, in this thread or
+    /// another) hands the rest of the walk to the checked loop.
     template <class Arg>
     TIDINGS_ALWAYS_INLINE publish_result deliver(Arg&& event, const snapshot_type& current,
                                                  std::optional<std::exception_ptr>& first_error) {
-        for (node_type* subscriber : std::span(current.nodes(), current.inline_count)) {
-            // acquire: pairs with the release store in unlink_locked.
-            if (subscriber->removed.load(std::memory_order_acquire)) continue;
-            call(*subscriber, event, &first_error);
+        const typename snapshot_type::delegate* const delegates = current.delegates();
+        const std::uint32_t count = current.inline_count;
+        const std::uint64_t built_at = current.built_at_unlinks;
+        // acquire, here and below: pairs with the release store in count_unlink, so that a
+        // dispatch that sees the new count also sees the flags. A count this thread stored
+        // (a handler unsubscribed) is seen by program order; one stored by another thread's
+        // unsubscribe is seen in time for its guarantee, which waits for this dispatch
+        // (tidings::subscription), or, once it has returned, through the read section's entry
+        // (as for the snapshot itself).
+        if (unlinks_.load(std::memory_order_acquire) != built_at) [[unlikely]] {
+            deliver_checked(current, 0, event, first_error);
+        } else {
+            for (std::uint32_t i = 0; i < count; ++i) {
+                after_call next = after_call::keep;
+                try {
+                    next = delegates[i].call(delegates[i].object, event);
+                } catch (...) {
+                    next = handler_threw(*current.nodes()[i], first_error);
+                }
+                if (next != after_call::keep ||
+                    unlinks_.load(std::memory_order_acquire) != built_at) [[unlikely]] {
+                    finish_call(*current.nodes()[i], next, &first_error);
+                    deliver_checked(current, i + 1, event, first_error);
+                    break;
+                }
+            }
         }
         if (current.target_count == 0) [[likely]]
             return {};
         return enqueue(std::forward<Arg>(event), current, first_error);
+    }
+
+    /// The inline subscribers of `current` from `first` on, each checked for removal first.
+    [[gnu::noinline]] void deliver_checked(const snapshot_type& current, std::uint32_t first,
+                                           const Event& event,
+                                           std::optional<std::exception_ptr>& first_error) {
+        for (node_type* subscriber :
+             std::span(current.nodes() + first, current.inline_count - first)) {
+            // acquire: pairs with the release store in unlink_locked.
+            if (subscriber->removed.load(std::memory_order_acquire)) continue;
+            call(*subscriber, event, &first_error);
+        }
+    }
+
+    /// A delegate threw: a `once` handler that threw is removed all the same, and the
+    /// exception goes by the error policy. Returns what the loop does next.
+    [[gnu::noinline]] after_call handler_threw(node_type& subscriber,
+                                              std::optional<std::exception_ptr>& first_error) {
+        if (subscriber.removed.load(std::memory_order_acquire)) {
+            host_.remove_in_dispatch(subscriber);  // a `once` handler threw
+        }
+        host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
+                           &first_error);
+        return after_call::keep;
     }
 
     /// A publish on a retaining channel: keeps a copy, then delivers, all under the
@@ -992,12 +1084,17 @@ private:
             host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
                                first_error);
         }
-        if (next != after_call::keep) [[unlikely]] {
-            if (next == after_call::remove) {
-                host_.remove_in_dispatch(subscriber);
-            } else {
-                drain_held(subscriber, first_error);
-            }
+        if (next != after_call::keep) [[unlikely]]
+            finish_call(subscriber, next, first_error);
+    }
+
+    /// What a call asked for: the subscriber's removal, or the delivery of its held events.
+    void finish_call(node_type& subscriber, after_call next,
+                     std::optional<std::exception_ptr>* first_error) noexcept {
+        if (next == after_call::remove) {
+            host_.remove_in_dispatch(subscriber);
+        } else if (next == after_call::drain) {
+            drain_held(subscriber, first_error);
         }
     }
 
@@ -1066,6 +1163,9 @@ private:
     channel_host<Threading>& host_;
     domain_type& domain_;
     typename Threading::template atomic_type<snapshot_type*> subscribers_{nullptr};
+    /// How many unlinks this channel has seen (stored under the bus's mutex). A dispatch whose
+    /// snapshot was built at another count checks each node's `removed` flag (see deliver).
+    typename Threading::template atomic_type<std::uint64_t> unlinks_{0};
     /// The current snapshot's subscriber count, for size() (stored by replace()).
     typename Threading::template atomic_type<std::uint32_t> linked_count_{0};
     // Guarded by the bus's mutex: every linked node, in priority order, and counts.
@@ -1092,12 +1192,20 @@ struct node_impl final : node<Event, Threading> {
 
     /// True for a subscriber that asked for a replay: its handler is a replay_gate.
     static constexpr bool gated = is_replay_gate<Handler>::value;
+    /// True for a subscriber whose inline delivery is a call of its handler and nothing else.
+    static constexpr bool plain = !gated && !Once && std::is_same_v<Filter, no_option> &&
+                                  std::is_same_v<Tracked, no_option>;
 
     template <class H, class F, class T>
     node_impl(H&& handler, F&& filter, T&& tracked)
         : payload_(std::in_place, payload{std::forward<H>(handler), std::forward<F>(filter),
                                           std::forward<T>(tracked)}) {
         this->invoke = &call;
+        if constexpr (plain) {
+            this->inline_call = {&call_plain, &payload_->handler};
+        } else {
+            this->inline_call = {&call_checked, static_cast<base_type*>(this)};
+        }
         if constexpr (gated) {
             this->replay = &call_replay;
             this->drain = &drain_one;
@@ -1161,6 +1269,21 @@ struct node_impl final : node<Event, Threading> {
             (void)base;
             return false;
         }
+    }
+
+    /// node::delegate of a plain subscriber: `object` is the handler.
+    static after_call call_plain(void* object, const Event& event) {
+        std::invoke(*static_cast<Handler*>(object), event);
+        return after_call::keep;
+    }
+
+    /// node::delegate of any other subscriber: `object` is the node.
+    static after_call call_checked(void* object, const Event& event) {
+        auto& self = *static_cast<base_type*>(object);
+        // acquire: pairs with the release store in unlink_locked (or the compare-exchange of
+        // a `once` call or a dead tracked object's removal).
+        if (self.removed.load(std::memory_order_acquire)) return after_call::keep;
+        return call(self, event);
     }
 
     static after_call call(base_type& base, const Event& event) {

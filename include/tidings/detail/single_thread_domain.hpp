@@ -26,7 +26,7 @@ public:
         }
         ~read_section() {
             if (--domain_.depth_ == 0 && domain_.list_ != nullptr) [[unlikely]] {
-                reclaim_list(domain_.take_reclaimable(0));
+                domain_.reclaim_retired();
             }
         }
         read_section(const read_section&) = delete;
@@ -78,6 +78,9 @@ public:
     static void wait(std::uint64_t /*tag*/, const void* /*scope*/) noexcept {}
 
 private:
+    /// Out of line: the publish path only tests for it.
+    [[gnu::noinline]] void reclaim_retired() noexcept { reclaim_list(take_reclaimable(0)); }
+
     std::uint32_t depth_ = 0;
     retired* list_ = nullptr;
     std::size_t count_ = 0;
