@@ -22,12 +22,9 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <new>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -50,12 +47,16 @@ protected:
 ///
 /// A queued task points into its bus's channels, so the executor keeps every bus that
 /// delivers through it alive (a shared_ptr to its core) until no task of it can remain.
-/// Live buses are in `attached_`, found through `live_` in O(1). A bus that shut down has
-/// queued all its tasks (its shutdown waited for running publishes), so what it left lies
-/// before each lane's current tail: bus_shut_down records those tails ("marks") for the
-/// lanes that still hold tasks, and the bus is released once the consumer has handed back
-/// every record up to its marks. With no task left (the common case) it is released at once,
-/// so an executor that is not being run does not accumulate dead buses.
+/// Live buses are in `attached_`, found through `live_` (sorted by client) in O(log n). A bus
+/// that shut down has queued all its tasks (its shutdown waited for running publishes), so
+/// what it left lies before each lane's current tail: bus_shut_down records those tails
+/// ("marks") for the lanes that still hold tasks, and the bus is released once the consumer
+/// has handed back every record up to its marks. With no task left (the common case) it is
+/// released at once, so an executor that is not being run does not accumulate dead buses.
+///
+/// The lists are intrusive (an attachment is in exactly one of them) and `live_` a sorted
+/// vector: std::list and std::unordered_map would cost every translation unit that includes
+/// the executor core their instantiation, for a path that runs once per bus.
 ///
 /// Thread safety: attach, bus_shut_down, attachment_count and retiring from any thread;
 /// release_retired from the executor's consumer, outside any task; detach_all once, when the
@@ -66,16 +67,18 @@ public:
     executor_attachments(const executor_attachments&) = delete;
     executor_attachments& operator=(const executor_attachments&) = delete;
 
-    /// Remembers a bus that delivers through this executor (once per bus; O(1)).
+    /// Remembers a bus that delivers through this executor (once per bus; O(log n) to find
+    /// it, O(n) to insert it among n buses).
     /// @throws std::bad_alloc, with the strong guarantee (nothing changed).
     void attach(std::shared_ptr<void> bus_core, executor_client& client) {
-        std::list<attachment> added;  // destroyed after the lock if unused
+        // Made before the lock; destroyed after it, if unused.
+        auto added = std::make_unique<attachment>(std::move(bus_core), &client);
         std::lock_guard lock{attach_mutex_};
         TIDINGS_SCHEDULE_POINT();
-        if (live_.contains(&client)) return;
-        added.push_back(attachment{std::move(bus_core), &client, {}});
-        live_.emplace(&client, added.begin());
-        attached_.splice(attached_.end(), added);  // nothing below throws
+        const auto where = find_live(&client);
+        if (where != live_.end() && where->client == &client) return;
+        live_.insert(where, live_entry{&client, added.get()});  // may throw: nothing changed
+        attached_.push_back(*added.release());                  // nothing below throws
     }
 
     /// A bus shut down, after its grace period: releases it now if none of its tasks can be
@@ -86,12 +89,15 @@ public:
     template <std::invocable WakeConsumer>
     void bus_shut_down(executor_client& client, bool queued_any, const std::atomic<lane*>& lanes,
                        WakeConsumer&& wake_consumer) noexcept {
-        std::list<attachment> released;  // destroyed after the lock
+        attachment_list released;  // destroyed after the lock
         std::lock_guard lock{attach_mutex_};
-        const auto found = live_.find(&client);
-        if (found == live_.end()) return;  // detached by the executor's destructor
-        const auto where = found->second;
+        const auto found = find_live(&client);
+        if (found == live_.end() || found->client != &client) {
+            return;  // detached by the executor's destructor
+        }
+        attachment& where = *found->entry;
         live_.erase(found);
+        attached_.remove(where);
         bool out_of_memory = false;
         try {
             // Lanes created after this load cannot hold a task of this bus: its publishes
@@ -100,17 +106,17 @@ public:
             for (lane* current = first; current != nullptr; current = current->next) {
                 const std::uint64_t end = current->ring.produced();
                 TIDINGS_SCHEDULE_POINT();  // the consumer may pass the end meanwhile
-                if (current->ring.consumed() < end) where->marks.push_back({current, end});
+                if (current->ring.consumed() < end) where.marks.push_back({current, end});
             }
         } catch (const std::bad_alloc&) {
             out_of_memory = true;  // kept until the executor goes: no leak, no early release
         }
         if (out_of_memory) {
-            pinned_.splice(pinned_.end(), attached_, where);
-        } else if (where->marks.empty()) {
-            released.splice(released.end(), attached_, where);
+            pinned_.push_back(where);
+        } else if (where.marks.empty()) {
+            released.push_back(where);
         } else {
-            retired_.splice(retired_.end(), attached_, where);
+            retired_.push_back(where);
             // release: the entry is in `retired_` before the flag (pairs with the acquire
             // load in release_retired).
             retiring_.store(true, std::memory_order_release);
@@ -127,11 +133,14 @@ public:
         if (!retiring_.load(std::memory_order_acquire)) [[likely]]
             return;
         TIDINGS_SCHEDULE_POINT();
-        std::list<attachment> released;  // destroyed after the lock: may free bus cores
+        attachment_list released;  // destroyed after the lock: may free bus cores
         std::lock_guard lock{attach_mutex_};
-        for (auto it = retired_.begin(); it != retired_.end();) {
-            const auto next = std::next(it);
-            if (passed(*it)) released.splice(released.end(), retired_, it);
+        for (attachment* it = retired_.first(); it != nullptr;) {
+            attachment* const next = it->next;
+            if (passed(*it)) {
+                retired_.remove(*it);
+                released.push_back(*it);
+            }
             it = next;
         }
         // relaxed: written only under attach_mutex_; a later retirement sets it again.
@@ -142,17 +151,19 @@ public:
     /// unlinks the subscriptions that deliver to `executor`, then the executor forgets every
     /// bus.
     void detach_all(executor_core& executor) noexcept {
-        std::list<attachment> live;
-        std::list<attachment> gone;
+        attachment_list live;
+        attachment_list gone;
         {
             std::lock_guard lock{attach_mutex_};
-            live.swap(attached_);
+            live.take_all(attached_);
             live_.clear();
-            gone.splice(gone.end(), retired_);
-            gone.splice(gone.end(), pinned_);
+            gone.take_all(retired_);
+            gone.take_all(pinned_);
             retiring_.store(false, std::memory_order_relaxed);  // see release_retired
         }
-        for (attachment& a : live) a.client->detach_executor(executor);
+        for (attachment* a = live.first(); a != nullptr; a = a->next) {
+            a->client->detach_executor(executor);
+        }
         // `live` and `gone` are destroyed here, outside the lock.
     }
 
@@ -175,11 +186,85 @@ private:
         std::uint64_t end;
     };
 
+    /// One bus the executor keeps alive, in exactly one of the lists below.
     struct attachment {
+        attachment(std::shared_ptr<void> bus_core, executor_client* bus_client) noexcept
+            : keep_alive(std::move(bus_core)), client(bus_client) {}
+
         std::shared_ptr<void> keep_alive;
         executor_client* client = nullptr;
         std::vector<lane_mark> marks;  // set when the bus shuts down
+        attachment* prev = nullptr;    // in its list
+        attachment* next = nullptr;
     };
+
+    /// An intrusive doubly-linked list of attachments that owns them: destroying the list
+    /// destroys what is left in it (and so may free bus cores: destroy it outside the lock).
+    class attachment_list {
+    public:
+        attachment_list() = default;
+        attachment_list(const attachment_list&) = delete;
+        attachment_list& operator=(const attachment_list&) = delete;
+        ~attachment_list() {
+            while (attachment* a = first_) {
+                remove(*a);
+                delete a;
+            }
+        }
+
+        [[nodiscard]] attachment* first() const noexcept { return first_; }
+        [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
+        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+        /// Appends `a`, which is in no list.
+        void push_back(attachment& a) noexcept {
+            a.prev = last_;
+            a.next = nullptr;
+            (last_ != nullptr ? last_->next : first_) = &a;
+            last_ = &a;
+            ++size_;
+        }
+
+        /// Unlinks `a`, which is in this list.
+        void remove(attachment& a) noexcept {
+            (a.prev != nullptr ? a.prev->next : first_) = a.next;
+            (a.next != nullptr ? a.next->prev : last_) = a.prev;
+            a.prev = a.next = nullptr;
+            --size_;
+        }
+
+        /// Moves every attachment of `other` to the end of this list.
+        void take_all(attachment_list& other) noexcept {
+            while (attachment* a = other.first_) {
+                other.remove(*a);
+                push_back(*a);
+            }
+        }
+
+    private:
+        attachment* first_ = nullptr;
+        attachment* last_ = nullptr;
+        std::size_t size_ = 0;
+    };
+
+    /// A live bus, by its client (`live_` is sorted by client address).
+    struct live_entry {
+        const executor_client* client;
+        attachment* entry;
+    };
+
+    /// The first entry of `live_` whose client does not come before `client` (ordered by
+    /// address: `<` between unrelated pointers is unspecified, their integer values are not).
+    [[nodiscard]] std::vector<live_entry>::iterator find_live(
+        const executor_client* client) noexcept {
+        const auto key = [](const executor_client* c) {
+            return reinterpret_cast<std::uintptr_t>(c);
+        };
+        return std::lower_bound(live_.begin(), live_.end(), key(client),
+                                [&key](const live_entry& entry, std::uintptr_t wanted) {
+                                    return key(entry.client) < wanted;
+                                });
+    }
 
     /// True once the consumer has handed back every record before the marks.
     [[nodiscard]] static bool passed(const attachment& a) noexcept {
@@ -191,10 +276,10 @@ private:
     std::mutex attach_mutex_;
     // Guarded by attach_mutex_: live buses, and `live_` to find them; buses that shut down
     // with tasks queued; buses kept till the end because their marks could not be allocated.
-    std::list<attachment> attached_;
-    std::unordered_map<const executor_client*, std::list<attachment>::iterator> live_;
-    std::list<attachment> retired_;
-    std::list<attachment> pinned_;
+    attachment_list attached_;
+    std::vector<live_entry> live_;
+    attachment_list retired_;
+    attachment_list pinned_;
     std::atomic<bool> retiring_{false};  // `retired_` may be non-empty
 };
 
