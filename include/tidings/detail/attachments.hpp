@@ -17,7 +17,6 @@
 #include <tidings/config.hpp>
 #include <tidings/detail/lanes.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <concepts>
 #include <cstddef>
@@ -255,22 +254,31 @@ private:
 
     /// The first entry of `live_` whose client does not come before `client` (ordered by
     /// address: `<` between unrelated pointers is unspecified, their integer values are not).
+    /// A binary search written out: <algorithm> costs every TU more than these lines.
     [[nodiscard]] std::vector<live_entry>::iterator find_live(
         const executor_client* client) noexcept {
         const auto key = [](const executor_client* c) {
             return reinterpret_cast<std::uintptr_t>(c);
         };
-        return std::lower_bound(live_.begin(), live_.end(), key(client),
-                                [&key](const live_entry& entry, std::uintptr_t wanted) {
-                                    return key(entry.client) < wanted;
-                                });
+        std::size_t low = 0;
+        std::size_t high = live_.size();
+        while (low < high) {  // invariant: entries before `low` come before, from `high` not
+            const std::size_t middle = low + (high - low) / 2;
+            if (key(live_[middle].client) < key(client)) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        return live_.begin() + static_cast<std::ptrdiff_t>(low);
     }
 
     /// True once the consumer has handed back every record before the marks.
     [[nodiscard]] static bool passed(const attachment& a) noexcept {
-        return std::all_of(a.marks.begin(), a.marks.end(), [](const lane_mark& mark) {
-            return mark.where->ring.consumed() >= mark.end;
-        });
+        for (const lane_mark& mark : a.marks) {
+            if (mark.where->ring.consumed() < mark.end) return false;
+        }
+        return true;
     }
 
     std::mutex attach_mutex_;

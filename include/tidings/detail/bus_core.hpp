@@ -17,7 +17,6 @@
 #include <tidings/policy.hpp>
 #include <tidings/subscription.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -127,8 +126,7 @@ public:
         bool reclaim = false;
         {
             std::lock_guard lock{mutex_};
-            if (added.executor != nullptr && std::find(executors_.begin(), executors_.end(),
-                                                       added.executor) == executors_.end()) {
+            if (added.executor != nullptr && !delivers_on(added.executor)) {
                 executors_.push_back(added.executor);
             }
             if (added.id == 0) added.id = ++last_id_;
@@ -288,6 +286,15 @@ public:
     }
 
 private:
+    /// True when some node of this bus delivers on `executor` (it is in executors_). Caller
+    /// holds mutex_. A loop rather than std::find: <algorithm> is not needed for one search.
+    [[nodiscard]] bool delivers_on(const executor_core* executor) const noexcept {
+        for (const executor_core* known : executors_) {
+            if (known == executor) return true;
+        }
+        return false;
+    }
+
     /// Past this many retired objects, a writer tries a non-blocking reclamation.
     static constexpr std::size_t reclaim_threshold = 32;
     /// The first table's slots; each new table doubles them, keeping at most half in use.

@@ -25,7 +25,6 @@
 #include <tidings/detail/record_ring.hpp>
 #include <tidings/detail/wait.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -155,7 +154,8 @@ public:
         lane* current = cursor_ != nullptr && cursor_->next != nullptr ? cursor_->next : head;
         // One full cycle over the lanes, or until the limit.
         for (lane* const first = current; ran < limit && !halted();) {
-            const std::size_t batch = std::min<std::size_t>(limit - ran, per_lane_batch);
+            const std::size_t left = limit - ran;
+            const std::size_t batch = left < per_lane_batch ? left : per_lane_batch;
             ran += run_lane(*current, batch, ~std::uint64_t{0});
             cursor_ = current;
             current = current->next != nullptr ? current->next : head;
