@@ -31,8 +31,7 @@ using log_type = std::vector<std::string>;
 }  // namespace
 
 TEMPLATE_TEST_CASE("a handler that unsubscribes a later subscriber and then throws stops it",
-                   "[dispatch][reentrancy][errors]", tidings::bus,
-                   tidings::single_threaded_bus) {
+                   "[dispatch][reentrancy][errors]", tidings::bus, tidings::single_threaded_bus) {
     TestType bus;
     bus.set_error_policy(tidings::error_policy::report);
     int reported = 0;
@@ -128,8 +127,8 @@ TEMPLATE_TEST_CASE(
     log_type log;
     auto owner = std::make_shared<int>(0);
     auto plain1 = bus.template subscribe<ping>([&](const ping&) { log.push_back("plain1"); });
-    auto once = bus.template subscribe<ping>([&](const ping&) { log.push_back("once"); },
-                                             tidings::once);
+    auto once =
+        bus.template subscribe<ping>([&](const ping&) { log.push_back("once"); }, tidings::once);
     auto plain2 = bus.template subscribe<ping>([&](const ping&) { log.push_back("plain2"); });
     auto odd = bus.template subscribe<ping>(
         [&](const ping&) { log.push_back("odd"); },

@@ -22,7 +22,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -306,9 +305,9 @@ struct snapshot final : retired {
         static_assert(sizeof(snapshot) % alignof(delegate) == 0, "delegates follow the header");
         static_assert(sizeof(delegate) % alignof(Node*) == 0, "the nodes follow the delegates");
         static_assert(alignof(queue_target) <= alignof(Node*), "targets follow the nodes");
-        void* memory = ::operator new(
-            sizeof(snapshot) + inline_count * sizeof(delegate) +
-            (inline_count + queued_count) * sizeof(Node*) + max_targets * sizeof(queue_target));
+        void* memory = ::operator new(sizeof(snapshot) + inline_count * sizeof(delegate) +
+                                      (inline_count + queued_count) * sizeof(Node*) +
+                                      max_targets * sizeof(queue_target));
         auto* result = ::new (memory) snapshot;
         result->inline_count = inline_count;
         result->queued_count = queued_count;
@@ -1012,12 +1011,11 @@ private:
     /// A delegate threw: a `once` handler that threw is removed all the same, and the
     /// exception goes by the error policy. Returns what the loop does next.
     [[gnu::noinline]] after_call handler_threw(node_type& subscriber,
-                                              std::optional<std::exception_ptr>& first_error) {
+                                               std::optional<std::exception_ptr>& first_error) {
         if (subscriber.removed.load(std::memory_order_acquire)) {
             host_.remove_in_dispatch(subscriber);  // a `once` handler threw
         }
-        host_.report_error(std::current_exception(), type_name<Event>, subscriber.id,
-                           &first_error);
+        host_.report_error(std::current_exception(), type_name<Event>, subscriber.id, &first_error);
         return after_call::keep;
     }
 
@@ -1193,8 +1191,8 @@ struct node_impl final : node<Event, Threading> {
     /// True for a subscriber that asked for a replay: its handler is a replay_gate.
     static constexpr bool gated = is_replay_gate<Handler>::value;
     /// True for a subscriber whose inline delivery is a call of its handler and nothing else.
-    static constexpr bool plain = !gated && !Once && std::is_same_v<Filter, no_option> &&
-                                  std::is_same_v<Tracked, no_option>;
+    static constexpr bool plain =
+        !gated && !Once && std::is_same_v<Filter, no_option> && std::is_same_v<Tracked, no_option>;
 
     template <class H, class F, class T>
     node_impl(H&& handler, F&& filter, T&& tracked)
