@@ -731,9 +731,9 @@ public:
         // release: a dispatch that sees removed=true skips the node; the new snapshot below
         // is what stops new dispatches from reaching it at all.
         removed.removed.store(true, std::memory_order_release);
-        count_unlink();
         TIDINGS_SCHEDULE_POINT();              // a dispatch between the flag and the new snapshot
-        if (!erase(&removed)) return nullptr;  // already unlinked
+        if (!erase(&removed)) return nullptr;  // already unlinked, and counted then
+        count_unlink();  // only a node still linked can be in a snapshot built at this count
         snapshot_type* next = nullptr;
         try {
             next = build();
